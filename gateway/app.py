@@ -1,0 +1,35 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+import redis
+from flask import Flask
+
+from gateway.errors import register_error_handlers
+from gateway.routes import api
+from gateway.services import Services
+from gateway.static import register_static
+from spool.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.Redis | None = None) -> Flask:
+    """Build the gateway.
+
+    Settings come from their defaults, then the environment (`REDIS_URL`,
+    `SPOOL_*`, ...), then `config` (tests). `redis_client` replaces the client
+    built from `redis_url` (unit tests pass a fakeredis client).
+    """
+    app = Flask(__name__, static_folder=None)
+    settings = Settings.from_env(**dict(config or {}))
+    app.extensions["spool"] = Services.build(settings, redis_client)
+    register_error_handlers(app)
+    app.register_blueprint(api)
+    if settings.static_dir:
+        register_static(app, settings.static_dir)
+    return app

@@ -1,0 +1,18 @@
+"""gunicorn settings for the gateway (`spool gateway` passes this file).
+
+The gevent worker patches the standard library itself, before the app is
+imported; `preload_app` must stay off, or ssl would be imported unpatched.
+"""
+
+import os
+
+worker_class = "gevent"
+worker_connections = int(os.environ.get("SPOOL_GATEWAY_CONNECTIONS", "4000"))
+preload_app = False
+# Streams are long-lived; a worker is only "stuck" if it stops heartbeating to the arbiter.
+timeout = 60
+graceful_timeout = int(os.environ.get("SPOOL_GATEWAY_GRACE", "10"))
+keepalive = 75
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("SPOOL_LOG_LEVEL", "info").lower()

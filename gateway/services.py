@@ -1,0 +1,49 @@
+"""What the routes need, built once per process and kept in app.extensions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis
+from flask import current_app
+from rq import Queue
+
+from spool.keys import Keys
+from spool.redis_client import connect, connect_blocking
+from spool.settings import Settings
+from spool.store import StreamStore
+from spool.tail import TailHub
+
+HUB_BLOCK_SECONDS = 5
+
+
+@dataclass(frozen=True)
+class Services:
+    """The gateway's clients: one Redis pool, the RQ queue, the tail hub."""
+
+    settings: Settings
+    redis: redis.Redis
+    store: StreamStore
+    queue: Queue
+    hub: TailHub
+
+    @classmethod
+    def build(cls, settings: Settings, client: redis.Redis | None = None) -> Services:
+        if client is None:
+            client = connect(settings.redis_url)
+            blocking = lambda: connect_blocking(settings.redis_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
+        else:
+            blocking = lambda: client  # noqa: E731  (fakeredis: one in-process server)
+        keys = Keys(settings.key_prefix)
+        return cls(
+            settings=settings,
+            redis=client,
+            store=StreamStore(client, keys, settings.stream_ttl),
+            queue=Queue(settings.queue, connection=client),
+            hub=TailHub(client, blocking, f"{settings.key_prefix}:gateway-wake", HUB_BLOCK_SECONDS * 1000),
+        )
+
+
+def services() -> Services:
+    """The current app's services."""
+    return current_app.extensions["spool"]

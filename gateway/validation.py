@@ -1,0 +1,86 @@
+"""Checking a chat request before anything is enqueued."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Request
+
+from gateway.errors import ApiError
+from spool.settings import Settings
+
+ROLES = frozenset({"system", "user", "assistant"})
+
+
+def _invalid(message: str) -> ApiError:
+    return ApiError(422, "invalid_request", message)
+
+
+def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
+    """The validated request: messages, model, and the optional sampling fields.
+
+    Raises ApiError (413, 415, 400 or 422) for anything else."""
+    if request.content_length is not None and request.content_length > settings.max_body_bytes:
+        raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
+    if request.mimetype != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = request.get_data(cache=False)
+    if len(raw) > settings.max_body_bytes:
+        raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+    if not isinstance(body, dict):
+        raise _invalid("body must be a JSON object")
+    unknown = set(body) - {"messages", "model", "temperature", "max_tokens"}
+    if unknown:
+        raise _invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+    return {
+        "messages": _messages(body.get("messages"), settings),
+        "model": _model(body.get("model"), settings),
+        "temperature": _temperature(body.get("temperature")),
+        "max_tokens": _max_tokens(body.get("max_tokens"), settings),
+    }
+
+
+def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
+    if not isinstance(value, list) or not value:
+        raise _invalid("messages must be a non-empty array")
+    if len(value) > settings.max_messages:
+        raise _invalid(f"at most {settings.max_messages} messages")
+    out = []
+    for i, message in enumerate(value):
+        if not isinstance(message, dict) or set(message) != {"role", "content"}:
+            raise _invalid(f"messages[{i}] must be an object with exactly role and content")
+        if message["role"] not in ROLES:
+            raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}")
+        if not isinstance(message["content"], str):
+            raise _invalid(f"messages[{i}].content must be a string")
+        out.append({"role": message["role"], "content": message["content"]})
+    return out
+
+
+def _model(value: Any, settings: Settings) -> str:
+    if value is None:
+        return settings.default_model
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise _invalid("model must be a non-empty string")
+    return value
+
+
+def _temperature(value: Any) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
+        raise _invalid("temperature must be a number from 0 to 2")
+    return float(value)
+
+
+def _max_tokens(value: Any, settings: Settings) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= settings.max_tokens_cap:
+        raise _invalid(f"max_tokens must be an integer from 1 to {settings.max_tokens_cap}")
+    return value

@@ -1,0 +1,95 @@
+"""Incremental decoders for the two wire formats (no I/O).
+
+Each has `feed(chunk) -> items` and `flush() -> items`, and accepts bytes split
+anywhere: inside a line, inside a multi-byte UTF-8 character.
+"""
+
+from __future__ import annotations
+
+import codecs
+import json
+from dataclasses import dataclass
+from typing import Any
+
+
+class LineDecoder:
+    """Splits a byte stream into text lines (without their `\\n` or `\\r\\n`)."""
+
+    def __init__(self) -> None:
+        self._utf8 = codecs.getincrementaldecoder("utf-8")()
+        self._partial = ""
+
+    def feed(self, chunk: bytes) -> list[str]:
+        text = self._partial + self._utf8.decode(chunk)
+        *lines, self._partial = text.split("\n")
+        return [line.removesuffix("\r") for line in lines]
+
+    def flush(self) -> list[str]:
+        rest = self._partial + self._utf8.decode(b"", final=True)
+        self._partial = ""
+        return [rest.removesuffix("\r")] if rest else []
+
+
+class NDJSONDecoder:
+    """Turns NDJSON bytes into JSON objects, heartbeats included."""
+
+    def __init__(self) -> None:
+        self._lines = LineDecoder()
+
+    def feed(self, chunk: bytes) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self._lines.feed(chunk) if line.strip()]
+
+    def flush(self) -> list[dict[str, Any]]:
+        return [json.loads(line) for line in self._lines.flush() if line.strip()]
+
+
+@dataclass(frozen=True)
+class SSEMessage:
+    """One dispatched server-sent event."""
+
+    data: str
+    event: str = "message"
+    id: str | None = None
+
+
+class SSEDecoder:
+    """Turns an event stream into SSEMessages, per the WHATWG parsing rules
+    (comments and `retry:` are consumed and not returned)."""
+
+    def __init__(self) -> None:
+        self._lines = LineDecoder()
+        self._reset()
+
+    def _reset(self) -> None:
+        self._data: list[str] = []
+        self._event = ""
+        self._id: str | None = None
+
+    def feed(self, chunk: bytes) -> list[SSEMessage]:
+        return self._consume(self._lines.feed(chunk))
+
+    def flush(self) -> list[SSEMessage]:
+        # An unterminated last event is dropped, as a browser drops it.
+        self._consume(self._lines.flush())
+        self._reset()
+        return []
+
+    def _consume(self, lines: list[str]) -> list[SSEMessage]:
+        out = []
+        for line in lines:
+            if not line:
+                if self._data:
+                    out.append(SSEMessage("\n".join(self._data), self._event or "message", self._id))
+                self._reset()
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            value = value.removeprefix(" ")
+            if name == "data":
+                self._data.append(value)
+            elif name == "event":
+                self._event = value
+            elif name == "id":
+                self._id = value
+        return out

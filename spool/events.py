@@ -1,0 +1,63 @@
+"""The event model: stream statuses, event types and the Event value."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+
+class StreamStatus(str, Enum):
+    """Where a stream is in its life."""
+
+    QUEUED = "queued"
+    RUNNING = "running"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in _TERMINAL_STATUSES
+
+
+class EventType(str, Enum):
+    """The kinds of event a stream holds (docs/protocol.md)."""
+
+    START = "start"
+    DELTA = "delta"
+    DONE = "done"
+    ERROR = "error"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in (EventType.DONE, EventType.ERROR, EventType.CANCELLED)
+
+
+_TERMINAL_STATUSES = frozenset({StreamStatus.DONE, StreamStatus.ERROR, StreamStatus.CANCELLED})
+
+
+@dataclass(frozen=True)
+class Event:
+    """One event of a stream. `data` holds the type's own fields."""
+
+    seq: int
+    type: EventType
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object clients see: seq, type, then the type's fields."""
+        return {"seq": self.seq, "type": self.type.value, **self.data}
+
+    @classmethod
+    def from_dict(cls, obj: dict[str, Any]) -> Event:
+        """Parse a wire object back into an Event (the inverse of to_dict)."""
+        data = {k: v for k, v in obj.items() if k not in ("seq", "type")}
+        return cls(seq=int(obj["seq"]), type=EventType(obj["type"]), data=data)
+
+
+def encode_data(data: dict[str, Any]) -> str:
+    """Compact JSON for an event's fields, as stored in Redis."""
+    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

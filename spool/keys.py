@@ -1,0 +1,43 @@
+"""Every Redis key and channel name spool uses, and the stream id format.
+
+A stream's keys share the hash tag `{<id>}` so they live in one Redis Cluster
+slot and a Lua script may touch them together.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+from dataclasses import dataclass
+
+_STREAM_ID = re.compile(r"[A-Za-z0-9_-]{22}")
+
+
+def new_stream_id() -> str:
+    """A fresh stream id: 128 random bits, URL-safe, 22 characters."""
+    return secrets.token_urlsafe(16)
+
+
+def is_stream_id(value: str) -> bool:
+    """True when `value` has the form of a stream id (checked before any key is built)."""
+    return bool(_STREAM_ID.fullmatch(value))
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Key names under one prefix (tests give each test its own prefix)."""
+
+    prefix: str = "spool"
+
+    def events(self, stream_id: str) -> str:
+        """The Redis Stream holding the events, entry id `0-<seq>`."""
+        return f"{self.prefix}:{{{stream_id}}}:events"
+
+    def meta(self, stream_id: str) -> str:
+        """The hash holding status, request and summary fields."""
+        return f"{self.prefix}:{{{stream_id}}}:meta"
+
+    @property
+    def control_channel(self) -> str:
+        """Pub/sub channel on which gateways tell workers to cancel a stream."""
+        return f"{self.prefix}:control"

@@ -1,0 +1,190 @@
+"""An OpenAI-compatible chat completions server with deterministic answers.
+
+Used by the tests, the benchmarks and the no-key demo. The answer to a last
+user message `prompt` with `tokens` tokens is `expected_text(prompt, tokens)`.
+The model name selects a fault to inject:
+
+    mock-error     HTTP 500 before any token
+    mock-429       HTTP 429 with Retry-After before any token
+    mock-truncate  half the tokens, then the connection ends with no finish reason
+    mock-corrupt   half the tokens, then an unparseable chunk
+    mock-stall     half the tokens, then silence for an hour
+    anything else  the full answer; `max_tokens` below it ends with "length"
+
+GET /_mock/stats lists every request with how many tokens were sent and
+whether it finished or the client aborted it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+# Multi-byte words on purpose: clients must not split a character across chunks.
+VOCABULARY = (
+    "the", "stream", "resumes", "exactly", "where", "it", "stopped", "and", "nothing", "is",
+    "lost", "café", "naïve", "über", "日本語", "テキスト", "🙂", "🚀", "Ωmega", "façade",
+    "queue", "worker", "gateway", "redis", "token", "answer", "reconnect", "offline",
+)
+
+
+def answer_tokens(prompt: str, tokens: int) -> list[str]:
+    """The answer's tokens: a word each, separated by spaces, seeded by the prompt."""
+    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    words = [rng.choice(VOCABULARY) for _ in range(tokens)]
+    return [word if i == 0 else " " + word for i, word in enumerate(words)]
+
+
+def expected_text(prompt: str, tokens: int) -> str:
+    """The exact text the mock answers to `prompt` with `tokens` tokens."""
+    return "".join(answer_tokens(prompt, tokens))
+
+
+@dataclass
+class MockConfig:
+    """Timing and length of the mock's answers."""
+
+    ttft_ms: float = 100.0
+    tokens_per_second: float = 50.0
+    tokens: int = 200
+
+
+@dataclass
+class RequestRecord:
+    """What the mock saw of one request."""
+
+    id: int
+    model: str
+    prompt: str
+    stream: bool
+    tokens_sent: int = 0
+    finished: bool = False
+    aborted: bool = False
+
+
+def create_app(config: MockConfig) -> Flask:
+    """The mock's WSGI app."""
+    app = Flask(__name__)
+    records: list[RequestRecord] = []
+    lock = threading.Lock()
+    ids = itertools.count(1)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify(status="ok")
+
+    @app.get("/v1/models")
+    def models():
+        return jsonify(object="list", data=[{"id": "mock", "object": "model", "created": 0, "owned_by": "spool"}])
+
+    @app.get("/_mock/stats")
+    def stats():
+        with lock:
+            return jsonify([asdict(r) for r in records])
+
+    @app.post("/v1/chat/completions")
+    def chat_completions():
+        body = request.get_json(force=True)
+        model = body.get("model", "mock")
+        prompt = _last_user_message(body.get("messages", []))
+        record = RequestRecord(next(ids), model, prompt, bool(body.get("stream")))
+        with lock:
+            records.append(record)
+        time.sleep(config.ttft_ms / 1000)
+        if model == "mock-error":
+            record.finished = True
+            return _error(500, "server_error", "mock failure")
+        if model == "mock-429":
+            record.finished = True
+            response = _error(429, "rate_limit_exceeded", "mock rate limit")
+            response.headers["Retry-After"] = "1"
+            return response
+        limit = body.get("max_tokens") or config.tokens
+        tokens = answer_tokens(prompt, min(limit, config.tokens))
+        finish_reason = "length" if limit < config.tokens else "stop"
+        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(tokens),
+                 "total_tokens": len(prompt.split()) + len(tokens)}
+        if not record.stream:
+            time.sleep(len(tokens) / config.tokens_per_second)
+            record.tokens_sent, record.finished = len(tokens), True
+            return jsonify(_completion(model, "".join(tokens), finish_reason, usage))
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        events = _stream(config, record, tokens, finish_reason, usage if include_usage else None)
+        return Response(events, mimetype="text/event-stream")
+
+    return app
+
+
+def _stream(config: MockConfig, record: RequestRecord, tokens: list[str], finish_reason: str, usage: Any):
+    fault = record.model if record.model in ("mock-truncate", "mock-corrupt", "mock-stall") else None
+    cut = len(tokens) // 2 if fault else None
+    gap = 1 / config.tokens_per_second
+    try:
+        yield _sse(_chunk(record.model, {"role": "assistant", "content": ""}, None))
+        for i, token in enumerate(tokens):
+            if i == cut:
+                if fault == "mock-corrupt":
+                    yield b"data: {not json\n\n"
+                elif fault == "mock-stall":
+                    time.sleep(3600)
+                record.finished = True
+                return
+            if i:
+                time.sleep(gap)
+            yield _sse(_chunk(record.model, {"content": token}, None))
+            record.tokens_sent += 1
+        yield _sse(_chunk(record.model, {}, finish_reason))
+        if usage is not None:
+            yield _sse({**_chunk(record.model, None, None), "choices": [], "usage": usage})
+        yield b"data: [DONE]\n\n"
+        record.finished = True
+    finally:
+        # Closed before the end: the client went away.
+        record.aborted = not record.finished
+
+
+def _sse(obj: dict[str, Any]) -> bytes:
+    return b"data: " + json.dumps(obj, ensure_ascii=False).encode() + b"\n\n"
+
+
+def _chunk(model: str, delta: dict[str, Any] | None, finish_reason: str | None) -> dict[str, Any]:
+    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+    return {"id": "chatcmpl-mock", "object": "chat.completion.chunk", "created": int(time.time()),
+            "model": model, "choices": choices}
+
+
+def _completion(model: str, text: str, finish_reason: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
+                         "finish_reason": finish_reason}],
+            "usage": usage}
+
+
+def _error(status: int, type_: str, message: str) -> Response:
+    response = jsonify(error={"message": message, "type": type_, "code": type_})
+    response.status_code = status
+    return response
+
+
+def _last_user_message(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content", ""))
+    return ""
+
+
+def serve(host: str, port: int, config: MockConfig) -> None:
+    """Serve the mock with gevent's WSGI server (the caller has monkey-patched)."""
+    from gevent.pywsgi import WSGIServer
+
+    print(f"mock upstream on http://{host}:{port}/v1 "
+          f"(ttft {config.ttft_ms:g} ms, {config.tokens_per_second:g} tokens/s, {config.tokens} tokens)", flush=True)
+    WSGIServer((host, port), create_app(config), log=None).serve_forever()

@@ -1,0 +1,24 @@
+"""The RQ side of a stream: its job is named by the stream id."""
+
+from __future__ import annotations
+
+from rq import Queue
+
+# The job function, by name: the gateway enqueues it without importing the worker.
+GENERATE_JOB = "worker.jobs.generate"
+
+
+def enqueue_generation(queue: Queue, stream_id: str, ttl: int) -> None:
+    """Put the stream's generation job on `queue`, visible to `rq info`.
+
+    RQ's own job timeout is off: the worker enforces its generation limit
+    itself, and cooperatively (RQ's timer would kill a whole process)."""
+    queue.enqueue_call(
+        func=GENERATE_JOB,
+        args=(stream_id,),
+        job_id=stream_id,
+        timeout=-1,
+        result_ttl=ttl,
+        failure_ttl=ttl,
+        description=f"generate stream {stream_id}",
+    )

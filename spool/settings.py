@@ -1,0 +1,65 @@
+"""Runtime settings, read from the environment once at start-up."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from spool.errors import ConfigError
+
+
+@dataclasses.dataclass(frozen=True)
+class Settings:
+    """Every tunable of spool. Field names map to `SPOOL_<NAME>` env vars,
+    except the three that follow existing conventions (see `_ENV_NAMES`)."""
+
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    openai_base_url: str = ""  # empty: the SDK's default (api.openai.com)
+    openai_api_key: str = ""
+    key_prefix: str = "spool"
+    queue: str = "spool"
+    default_model: str = "gpt-4o-mini"
+    stream_ttl: int = 86_400  # seconds a stream is kept after its last write
+    heartbeat_interval: float = 15.0  # seconds of silence before a heartbeat line
+    coalesce_ms: float = 20.0  # delta writes to Redis at most this often
+    upstream_timeout: float = 60.0  # connect / stall timeout on the upstream call
+    upstream_max_retries: int = 2  # SDK retries before the first token
+    max_generation_seconds: float = 900.0
+    worker_concurrency: int = 64
+    max_body_bytes: int = 1_000_000
+    max_messages: int = 500
+    max_tokens_cap: int = 32_768
+    static_dir: str = ""  # when set, the gateway serves it at "/"
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+        """Build settings from `environ` (default: os.environ), then `overrides`."""
+        environ = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for field in dataclasses.fields(cls):
+            name = _ENV_NAMES.get(field.name, "SPOOL_" + field.name.upper())
+            raw = environ.get(name)
+            if raw is not None and raw != "":
+                values[field.name] = _parse(name, raw, field.type)
+        values.update(overrides)
+        return cls(**values)
+
+
+_ENV_NAMES = {
+    "redis_url": "REDIS_URL",
+    "openai_base_url": "OPENAI_BASE_URL",
+    "openai_api_key": "OPENAI_API_KEY",
+}
+
+
+def _parse(name: str, raw: str, type_name: Any) -> Any:
+    kind = {"int": int, "float": float}.get(str(type_name), str)
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a valid {kind.__name__}") from None
+    if kind is not str and value < 0:
+        raise ConfigError(f"{name}={raw!r} must not be negative")
+    return value

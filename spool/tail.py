@@ -1,0 +1,234 @@
+"""Following live streams: one blocking XREAD per process for every follower.
+
+A gateway process may serve thousands of followers. Rather than one blocking
+XREAD (and one Redis connection) each, a TailHub thread issues a single
+XREAD over every followed stream and hands each entry batch to the followers
+of that stream. New followers wake the hub through a private "wake" stream
+that is part of every XREAD: an XADD there is seen even if it lands before
+the XREAD starts, so a wake-up is never lost.
+
+Written against `threading`; under gevent's monkey-patching the hub is a
+greenlet and the followers' queues are cooperative.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import redis
+
+from spool.store import StoredEvent, StreamStore, stored_event
+from spool.wire import WireFormat, encode
+
+log = logging.getLogger(__name__)
+
+# Put on a follower's queue when the hub lost Redis: the follower ends its
+# response so the client resumes (perhaps on another gateway).
+HUB_FAILED = object()
+
+
+@dataclass(eq=False)
+class Subscription:
+    """One follower's inbox. `replay_to` is the hub's cursor (as a seq) when the
+    follower joined: the follower reads (after, replay_to] itself."""
+
+    key: bytes
+    replay_to: int
+    inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
+
+
+class TailHub:
+    """Shares one blocking XREAD among all followers in this process."""
+
+    def __init__(
+        self,
+        client: redis.Redis,
+        blocking_client_factory: Callable[[], redis.Redis],
+        wake_key: str,
+        block_ms: int = 5000,
+    ) -> None:
+        self._redis = client
+        self._blocking_factory = blocking_client_factory
+        self._wake_key = wake_key.encode() + b":" + uuid.uuid4().hex.encode()
+        self._block_ms = block_ms
+        self._lock = threading.Lock()
+        self._subs: dict[bytes, set[Subscription]] = {}
+        self._cursors: dict[bytes, bytes] = {}
+        self._wake_cursor = b"0-0"
+        self._thread: threading.Thread | None = None
+        self._stopped = False
+
+    def subscribe(self, key: str, after: int) -> Subscription:
+        """Start following `key` from just after seq `after`."""
+        bkey = key.encode()
+        with self._lock:
+            if bkey in self._cursors:
+                cursor = self._cursors[bkey]
+                sub = Subscription(bkey, int(cursor[2:]))
+            else:
+                self._cursors[bkey] = b"0-%d" % after
+                sub = Subscription(bkey, after)
+            self._subs.setdefault(bkey, set()).add(sub)
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="spool-tail-hub", daemon=True)
+                self._thread.start()
+        self._wake()
+        return sub
+
+    def unsubscribe(self, sub: Subscription) -> None:
+        """Stop delivering to `sub`; forget the stream when nobody follows it."""
+        with self._lock:
+            subs = self._subs.get(sub.key)
+            if subs is None:
+                return
+            subs.discard(sub)
+            if not subs:
+                del self._subs[sub.key]
+                del self._cursors[sub.key]
+
+    def stop(self) -> None:
+        """End the hub thread (tests and shutdown)."""
+        self._stopped = True
+        self._wake()
+
+    @property
+    def followed(self) -> int:
+        """How many streams the hub is following now."""
+        with self._lock:
+            return len(self._subs)
+
+    def _wake(self) -> None:
+        try:
+            with self._redis.pipeline(transaction=False) as pipe:
+                pipe.xadd(self._wake_key, {b"w": b"1"}, maxlen=16, approximate=False)
+                pipe.expire(self._wake_key, 3600)
+                pipe.execute()
+        except redis.RedisError:
+            # The hub sees the same outage and fails its followers.
+            log.warning("could not wake the tail hub", exc_info=True)
+
+    def _run(self) -> None:
+        conn = self._blocking_factory()
+        try:
+            while not self._stopped:
+                with self._lock:
+                    if not self._subs:
+                        self._thread = None
+                        return
+                    streams = dict(self._cursors)
+                streams[self._wake_key] = self._wake_cursor
+                try:
+                    reply = conn.xread(streams, block=self._block_ms)
+                except redis.RedisError:
+                    log.warning("tail hub lost Redis; ending %d followed streams", len(streams) - 1, exc_info=True)
+                    self._fail_all()
+                    return
+                self._dispatch(reply)
+        finally:
+            conn.close()
+
+    def _dispatch(self, reply: list) -> None:
+        with self._lock:
+            for key, entries in reply:
+                last_id = entries[-1][0]
+                if key == self._wake_key:
+                    self._wake_cursor = last_id
+                    continue
+                subs = self._subs.get(key)
+                if not subs:
+                    continue
+                self._cursors[key] = last_id
+                for sub in subs:
+                    sub.inbox.put(entries)
+
+    def _fail_all(self) -> None:
+        with self._lock:
+            for subs in self._subs.values():
+                for sub in subs:
+                    sub.inbox.put(HUB_FAILED)
+            self._subs.clear()
+            self._cursors.clear()
+            self._thread = None
+
+
+def events(
+    store: StreamStore,
+    hub: TailHub,
+    stream_id: str,
+    after: int,
+    idle_timeout: float,
+) -> Iterator[StoredEvent | None]:
+    """Yield the stream's events with seq > after, replayed then live, each
+    exactly once and in order, up to and including the terminal event. Yields
+    None after each `idle_timeout` seconds without an event.
+
+    Ends early (without a terminal event) if the hub lost Redis, so the
+    client resumes.
+    """
+    sub = hub.subscribe(store.keys.events(stream_id), after)
+    next_seq = after + 1
+    try:
+        if sub.replay_to >= next_seq:
+            for event in store.read(stream_id, after, upto=sub.replay_to):
+                yield event
+                next_seq = event.seq + 1
+                if event.is_terminal:
+                    return
+        while True:
+            try:
+                batch = sub.inbox.get(timeout=idle_timeout)
+            except queue.Empty:
+                yield None
+                continue
+            if batch is HUB_FAILED:
+                return
+            for entry_id, fields in batch:
+                event = stored_event(entry_id, fields)
+                if event.seq < next_seq:
+                    continue
+                yield event
+                next_seq = event.seq + 1
+                if event.is_terminal:
+                    return
+    finally:
+        hub.unsubscribe(sub)
+
+
+def follow(
+    store: StreamStore,
+    hub: TailHub,
+    stream_id: str,
+    after: int,
+    fmt: WireFormat,
+    heartbeat_interval: float,
+) -> Iterator[bytes]:
+    """The stream's events with seq > after encoded in `fmt`, with heartbeats.
+
+    Everything it needs comes in as arguments: it runs after the request
+    context is gone.
+    """
+    if fmt.preamble:
+        yield fmt.preamble
+    for event in events(store, hub, stream_id, after, heartbeat_interval):
+        yield fmt.heartbeat if event is None else encode(fmt, event.seq, event.type, event.data)
+
+
+def wait_for_end(store: StreamStore, hub: TailHub, stream_id: str, after: int, timeout: float) -> bytes | None:
+    """The terminal event's type once the stream ends, or None after `timeout`."""
+    deadline = time.monotonic() + timeout
+    stream = events(store, hub, stream_id, after, idle_timeout=timeout)
+    try:
+        for event in stream:
+            if event is not None and event.is_terminal:
+                return event.type
+            if time.monotonic() >= deadline:
+                return None
+        return None
+    finally:
+        stream.close()

@@ -1,0 +1,163 @@
+"""An RQ worker that runs many jobs at once in one process.
+
+RQ's stock workers run one job per process; a generation mostly waits on the
+network, so one process per live answer does not scale. ConcurrentWorker
+keeps RQ's queues, registries and heartbeats, and runs each job in its own
+thread (a greenlet under gevent) up to `concurrency` at a time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from rq import Queue
+from rq.exceptions import DequeueTimeout
+from rq.executions import Execution
+from rq.job import Job
+from rq.utils import now
+from rq.worker import SimpleWorker, WorkerStatus
+
+log = logging.getLogger(__name__)
+
+# Dequeue in short blocking steps so a stop request is noticed within this time.
+DEQUEUE_STEP_SECONDS = 1
+HEARTBEAT_SECONDS = 10
+
+
+class ConcurrentWorker(SimpleWorker):
+    """Runs up to `concurrency` jobs at once; `runner(*job.args)` does the work."""
+
+    def __init__(self, queues: list[Queue], *, runner: Callable[..., Any], concurrency: int, **kwargs: Any) -> None:
+        kwargs.setdefault("job_monitoring_interval", HEARTBEAT_SECONDS)
+        super().__init__(queues, **kwargs)
+        self._runner = runner
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._running: dict[str, tuple[Job, Execution, threading.Thread]] = {}
+        self._running_lock = threading.Lock()
+        self._last_beat = 0.0
+        self._beats_stopped = threading.Event()
+
+    @property
+    def running(self) -> int:
+        with self._running_lock:
+            return len(self._running)
+
+    def _install_signal_handlers(self) -> None:
+        signal.signal(signal.SIGINT, self._on_stop_signal)
+        signal.signal(signal.SIGTERM, self._on_stop_signal)
+
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:
+            log.warning("second stop signal: exiting now, %d generations abandoned", self.running)
+            os._exit(1)
+        log.info("stop requested: taking no new jobs, finishing %d running", self.running)
+        self._stop_requested = True
+        self._shutdown_requested_date = now()
+
+    def _set_ip_address(self, connection: Any) -> None:
+        # fakeredis (`spool dev`) answers CLIENT INFO in a shape redis-py cannot parse.
+        try:
+            super()._set_ip_address(connection)
+        except ValueError:
+            self.ip_address = "unknown"
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+        super().bootstrap(*args, **kwargs)
+        threading.Thread(target=self._beat_running_jobs, name="spool-rq-heartbeat", daemon=True).start()
+
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
+        """Wait for a free slot, then for a job, in steps short enough to see a stop request."""
+        burst = timeout is None
+        while not self._stop_requested:
+            self._beat()
+            if not self._slots.acquire(timeout=DEQUEUE_STEP_SECONDS):
+                continue
+            try:
+                result = self.queue_class.dequeue_any(
+                    self._ordered_queues,
+                    None if burst else DEQUEUE_STEP_SECONDS,
+                    connection=self.connection,
+                    job_class=self.job_class,
+                    serializer=self.serializer,
+                    death_penalty_class=self.death_penalty_class,
+                )
+            except DequeueTimeout:
+                self._slots.release()
+                continue
+            except BaseException:
+                self._slots.release()
+                raise
+            if result is None:
+                self._slots.release()
+                if burst:
+                    return None
+                continue
+            job, queue = result
+            log.info("job %s from %s", job.id, queue.name)
+            return result
+        return None
+
+    def execute_job(self, job: Job, queue: Queue) -> None:
+        """Start the job in its own thread and return at once."""
+        execution = self.prepare_execution(job)
+        thread = threading.Thread(target=self._perform, args=(job, queue, execution), name=f"job-{job.id}", daemon=True)
+        with self._running_lock:
+            self._running[job.id] = (job, execution, thread)
+        thread.start()
+
+    def _perform(self, job: Job, queue: Queue, execution: Execution) -> None:
+        try:
+            self.perform_job(job, queue, execution)
+        finally:
+            with self._running_lock:
+                self._running.pop(job.id, None)
+                idle = not self._running
+            self._slots.release()
+            if idle:
+                self.set_state(WorkerStatus.IDLE)
+
+    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
+        """RQ's perform_job, calling the runner instead of importing the job's function."""
+        try:
+            self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
+            job.started_at = now()
+            return_value = self._runner(*job.args)
+            self._finalize_success(job, queue, execution, return_value)
+        except Exception:
+            self._finalize_failure(job, queue, execution, sys.exc_info())
+            return False
+        return True
+
+    def teardown(self) -> None:
+        """Let running jobs finish before the worker deregisters."""
+        with self._running_lock:
+            threads = [thread for _, _, thread in self._running.values()]
+        if threads:
+            log.info("waiting for %d running generations to finish", len(threads))
+        for thread in threads:
+            thread.join()
+        self._beats_stopped.set()
+        super().teardown()
+
+    def _beat(self) -> None:
+        if time.monotonic() - self._last_beat >= HEARTBEAT_SECONDS:
+            self.heartbeat()
+            self._last_beat = time.monotonic()
+
+    def _beat_running_jobs(self) -> None:
+        """Keep each running job's execution alive in RQ's StartedJobRegistry."""
+        while not self._beats_stopped.wait(self.job_monitoring_interval):
+            with self._running_lock:
+                running = [(job, execution) for job, execution, _ in self._running.values()]
+            for job, execution in running:
+                try:
+                    self.maintain_heartbeats(job, execution)
+                except Exception:
+                    log.warning("job %s: heartbeat failed", job.id, exc_info=True)

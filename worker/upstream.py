@@ -1,0 +1,113 @@
+"""The upstream model call, through the official openai SDK.
+
+Any OpenAI-compatible server works: the base URL and key come from
+OPENAI_BASE_URL and OPENAI_API_KEY. Failures become UpstreamError with one of
+the error-event codes of docs/protocol.md and a message safe for clients:
+upstream bodies are summarised, never echoed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from spool.errors import UpstreamError
+from spool.settings import Settings
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+
+
+@dataclass(frozen=True)
+class Piece:
+    """What one upstream chunk contributes: text, an end reason, or usage."""
+
+    text: str = ""
+    finish_reason: str | None = None
+    usage: dict[str, Any] | None = None
+
+
+class Upstream:
+    """A client for chat completions that yields Pieces."""
+
+    def __init__(self, settings: Settings) -> None:
+        if not settings.openai_api_key:
+            log.warning("OPENAI_API_KEY is empty; the upstream may refuse requests")
+        self._client = openai.OpenAI(
+            api_key=settings.openai_api_key or "unset",
+            base_url=settings.openai_base_url or None,
+            max_retries=settings.upstream_max_retries,
+            # The read timeout bounds the silence between two chunks: a stall.
+            timeout=openai.Timeout(settings.upstream_timeout, connect=CONNECT_TIMEOUT),
+        )
+
+    def open(self, request: dict[str, Any]) -> UpstreamCall:
+        """Start streaming an answer to `request` (messages, model, ...)."""
+        params: dict[str, Any] = {
+            "model": request["model"],
+            "messages": request["messages"],
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
+        for name in ("temperature", "max_tokens"):
+            if request.get(name) is not None:
+                params[name] = request[name]
+        try:
+            return UpstreamCall(self._client.chat.completions.create(**params))
+        except Exception as exc:
+            raise upstream_error(exc) from exc
+
+
+class UpstreamCall:
+    """One streaming answer. Iterate for Pieces; `close()` aborts the call."""
+
+    def __init__(self, stream: openai.Stream) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Piece]:
+        try:
+            for chunk in self._stream:
+                usage = chunk.usage.model_dump(exclude_none=True) if chunk.usage else None
+                # The include_usage chunk has empty `choices`.
+                if not chunk.choices:
+                    if usage:
+                        yield Piece(usage=usage)
+                    continue
+                choice = chunk.choices[0]
+                yield Piece(choice.delta.content or "" if choice.delta else "", choice.finish_reason, usage)
+        except Exception as exc:
+            raise upstream_error(exc) from exc
+
+    def close(self) -> None:
+        """Close the HTTP response, which ends the upstream generation."""
+        self._stream.close()
+
+
+def upstream_error(exc: BaseException) -> UpstreamError:
+    """Map an SDK (or parsing) failure to an UpstreamError."""
+    if isinstance(exc, UpstreamError):
+        return exc
+    if isinstance(exc, openai.APITimeoutError):
+        return UpstreamError("upstream_timeout", "the model did not answer in time")
+    if isinstance(exc, openai.APIConnectionError):
+        return UpstreamError("upstream_unreachable", "could not reach the model")
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        if status == 429:
+            return UpstreamError("upstream_rate_limited", "the model is rate limited (HTTP 429)")
+        if status in (401, 403):
+            return UpstreamError("upstream_auth", f"the model refused the API key (HTTP {status})")
+        if 400 <= status < 500:
+            return UpstreamError("upstream_rejected", f"the model rejected the request (HTTP {status})")
+        return UpstreamError("upstream_error", f"the model failed (HTTP {status})")
+    if isinstance(exc, openai.APIError):
+        return UpstreamError("upstream_error", "the model reported an error mid-answer")
+    if isinstance(exc, (json.JSONDecodeError, ValueError, openai.OpenAIError)):
+        return UpstreamError("upstream_error", "the model sent an unreadable answer")
+    return UpstreamError("internal_error", "the worker failed while reading the answer")
