@@ -1,0 +1,71 @@
+"""Fixtures shared by every tier.
+
+Tests that need a real Redis use REDIS_URL (default 127.0.0.1:6379). When it
+does not answer they are skipped, unless SPOOL_TEST_STRICT=1 (set by
+`make test` and CI), where a missing service is a failure.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+
+import pytest
+import redis
+
+from tests.stack import Stack, start_stack
+
+REDIS_URL = os.environ.get("SPOOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """The real Redis for the integration tiers."""
+    client = redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        message = f"no Redis at {REDIS_URL}: {exc}"
+        if STRICT:
+            pytest.fail(message)
+        pytest.skip(message)
+    finally:
+        client.close()
+    return REDIS_URL
+
+
+@pytest.fixture
+def prefix() -> str:
+    """A key prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture
+def stack_factory(redis_url, tmp_path):
+    """Start real stacks (see tests/stack.py); all are stopped after the test."""
+    stacks: list[Stack] = []
+
+    def factory(**kwargs) -> Stack:
+        kwargs.setdefault("log_dir", tmp_path / f"stack-{len(stacks)}")
+        kwargs["log_dir"].mkdir()
+        stack = start_stack(redis_url, **kwargs)
+        stacks.append(stack)
+        return stack
+
+    yield factory
+    for stack in stacks:
+        stack.stop()
+
+
+@pytest.fixture(scope="module")
+def stack(redis_url, tmp_path_factory):
+    """One gateway, one worker, the mock upstream at 200 tokens/s, shared by a
+    module's tests (each works on streams of its own)."""
+    stack = start_stack(
+        redis_url,
+        mock_args=["--ttft-ms", "20", "--tokens-per-second", "200", "--tokens", "40"],
+        log_dir=tmp_path_factory.mktemp("stack"),
+    )
+    yield stack
+    stack.stop()
