@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
@@ -10,6 +11,7 @@ from gateway.errors import ApiError
 from gateway.services import services
 from gateway.validation import parse_chat_request
 from spool.errors import StreamNotFoundError
+from spool.events import StreamStatus
 from spool.keys import is_stream_id, new_stream_id
 from spool.queueing import enqueue_generation
 from spool.tail import follow, wait_for_end
@@ -70,8 +72,13 @@ def stream_events(stream_id: str):
     stream_id = _checked(stream_id)
     fmt = _requested_format()
     after = _resume_point()
-    if not s.store.exists(stream_id):
-        raise _not_found(stream_id)
+    try:
+        meta = s.store.meta(stream_id)
+    except StreamNotFoundError:
+        raise _not_found(stream_id) from None
+    if StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"]):
+        # Nothing can follow the terminal event: answer at once instead of idling.
+        return _stream_response(stream_id, after, fmt, body=iter([fmt.preamble]))
     return _stream_response(stream_id, after, fmt)
 
 
@@ -94,9 +101,10 @@ def cancel_stream(stream_id: str):
     return response
 
 
-def _stream_response(stream_id: str, after: int, fmt: WireFormat) -> Response:
+def _stream_response(stream_id: str, after: int, fmt: WireFormat, body: Iterator[bytes] | None = None) -> Response:
     s = services()
-    body = follow(s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval)
+    if body is None:
+        body = follow(s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval)
     return Response(
         body,
         mimetype=fmt.mimetype,

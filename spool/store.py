@@ -145,9 +145,6 @@ class StreamStore:
             raise StreamNotFoundError(stream_id)
         return {k.decode(): v.decode() for k, v in raw.items()}
 
-    def exists(self, stream_id: str) -> bool:
-        return bool(self.redis.exists(self.keys.meta(stream_id)))
-
     def append(
         self,
         stream_id: str,

@@ -213,8 +213,7 @@ def follow(
     Everything it needs comes in as arguments: it runs after the request
     context is gone.
     """
-    if fmt.preamble:
-        yield fmt.preamble
+    yield fmt.preamble
     for event in events(store, hub, stream_id, after, heartbeat_interval):
         yield fmt.heartbeat if event is None else encode(fmt, event.seq, event.type, event.data)
 

@@ -12,7 +12,10 @@ from enum import Enum
 
 NDJSON_HEARTBEAT = b'{"type":"heartbeat"}\n'
 SSE_HEARTBEAT = b": heartbeat\n\n"
-# Asks EventSource to reconnect after 1 s instead of its default 3 s.
+# Sent first, so the response's headers (X-Stream-Id) reach the client at
+# once even while the answer waits in the queue. The SSE one also asks
+# EventSource to reconnect after 1 s instead of its default 3 s.
+NDJSON_PREAMBLE = NDJSON_HEARTBEAT
 SSE_PREAMBLE = b"retry: 1000\n\n"
 
 
@@ -32,7 +35,7 @@ class WireFormat(str, Enum):
 
     @property
     def preamble(self) -> bytes:
-        return b"" if self is WireFormat.NDJSON else SSE_PREAMBLE
+        return NDJSON_PREAMBLE if self is WireFormat.NDJSON else SSE_PREAMBLE
 
 
 def event_json(seq: int, type_: bytes, data: bytes) -> bytes:

@@ -1,0 +1,200 @@
+"""The gateway's routes on fakeredis, through Flask's test client."""
+
+from __future__ import annotations
+
+import json
+
+import fakeredis
+import pytest
+
+from gateway import create_app
+from spool.decoders import NDJSONDecoder, SSEDecoder
+from spool.events import EventType
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture
+def redis_client():
+    return fakeredis.FakeRedis()
+
+
+@pytest.fixture
+def app(redis_client, prefix):
+    app = create_app({"key_prefix": prefix, "queue": prefix, "max_body_bytes": 2000}, redis_client=redis_client)
+    yield app
+    app.extensions["spool"].hub.stop()
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def services(app):
+    return app.extensions["spool"]
+
+
+def finished_stream(services, text_parts=("Hel", "lo")) -> str:
+    """A stream written to the end as a worker would."""
+    from spool.keys import new_stream_id
+
+    sid = new_stream_id()
+    services.store.create(sid, {**CHAT, "model": "m"})
+    events = [(EventType.START, {"id": sid, "model": "m", "created": 1})]
+    events += [(EventType.DELTA, {"text": t}) for t in text_parts]
+    events += [(EventType.DONE, {"finish_reason": "stop", "usage": None})]
+    services.store.append(sid, "w", 1, events, begin=True)
+    return sid
+
+
+def ndjson_events(body: bytes) -> list[dict]:
+    """The events of an NDJSON body, heartbeats left out."""
+    return [obj for obj in NDJSONDecoder().feed(body) if obj["type"] != "heartbeat"]
+
+
+def error_of(response) -> tuple[int, str]:
+    assert response.is_json
+    return response.status_code, response.get_json()["error"]["code"]
+
+
+def test_post_without_stream_accept_is_queued_and_enqueued(client, services):
+    response = client.post("/v1/streams", json=CHAT)
+    assert response.status_code == 202
+    body = response.get_json()
+    assert body["status"] == "queued"
+    assert body["events_url"] == f"/v1/streams/{body['id']}/events"
+    assert services.queue.job_ids == [body["id"]]
+    assert services.store.meta(body["id"])["model"] == "gpt-4o-mini"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"data": "{nope", "content_type": "application/json"}, (400, "invalid_json")),
+        ({"data": "hi", "content_type": "text/plain"}, (415, "unsupported_media_type")),
+        ({"json": {"messages": [{"role": "user", "content": "x" * 3000}]}}, (413, "payload_too_large")),
+        ({"json": {"messages": []}}, (422, "invalid_request")),
+        ({"json": [1, 2]}, (422, "invalid_request")),
+        ({"json": {"messages": [{"role": "wizard", "content": "x"}]}}, (422, "invalid_request")),
+        ({"json": {"messages": [{"role": "user", "content": 5}]}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "temperature": 3}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "temperature": True}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "max_tokens": 0}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "max_tokens": 10**9}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "model": ""}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "surprise": 1}}, (422, "invalid_request")),
+    ],
+)
+def test_bad_input_gets_a_json_error_and_changes_nothing(client, services, redis_client, kwargs, expected):
+    response = client.post("/v1/streams", **kwargs)
+    assert error_of(response) == expected
+    assert services.queue.count == 0
+    assert redis_client.dbsize() == 0
+
+
+def test_replay_of_a_finished_stream_in_ndjson_and_sse(client, services):
+    sid = finished_stream(services)
+    response = client.get(f"/v1/streams/{sid}/events")
+    assert response.headers["X-Stream-Id"] == sid
+    assert response.headers["Cache-Control"] == "no-cache" and response.headers["X-Accel-Buffering"] == "no"
+    assert response.data.startswith(b'{"type":"heartbeat"}\n')
+    events = ndjson_events(response.data)
+    assert [e["seq"] for e in events] == [1, 2, 3, 4]
+    assert "".join(e.get("text", "") for e in events) == "Hello"
+
+    sse = client.get(f"/v1/streams/{sid}/events", headers={"Accept": "text/event-stream"})
+    assert sse.mimetype == "text/event-stream"
+    messages = SSEDecoder().feed(sse.data)
+    assert [(m.id, m.event) for m in messages] == [("1", "start"), ("2", "delta"), ("3", "delta"), ("4", "done")]
+
+
+@pytest.mark.parametrize(
+    ("query", "headers", "expected"),
+    [
+        ("?after=2", {}, [3, 4]),
+        ("", {"Last-Event-ID": "3"}, [4]),
+        ("?after=1", {"Last-Event-ID": "3"}, [2, 3, 4]),
+        ("?after=4", {}, []),
+        ("?format=sse&after=2", {}, [3, 4]),
+    ],
+)
+def test_resume_points(client, services, query, headers, expected):
+    sid = finished_stream(services)
+    response = client.get(f"/v1/streams/{sid}/events{query}", headers=headers)
+    if "format=sse" in query:
+        got = [int(m.id) for m in SSEDecoder().feed(response.data)]
+    else:
+        got = [e["seq"] for e in ndjson_events(response.data)]
+    assert got == expected
+
+
+@pytest.mark.parametrize("query,headers", [("?after=-1", {}), ("?after=x", {}), ("", {"Last-Event-ID": "1.5"})])
+def test_bad_cursor_is_400(client, services, query, headers):
+    sid = finished_stream(services)
+    assert error_of(client.get(f"/v1/streams/{sid}/events{query}", headers=headers)) == (400, "invalid_cursor")
+
+
+def test_bad_format_is_400(client, services):
+    sid = finished_stream(services)
+    assert error_of(client.get(f"/v1/streams/{sid}/events?format=xml")) == (400, "invalid_format")
+
+
+def test_snapshot(client, services):
+    sid = finished_stream(services)
+    snapshot = client.get(f"/v1/streams/{sid}").get_json()
+    assert snapshot["status"] == "done" and snapshot["text"] == "Hello" and snapshot["last_seq"] == 4
+
+
+@pytest.mark.parametrize("path", ["/v1/streams/{}", "/v1/streams/{}/events"])
+@pytest.mark.parametrize("sid", ["AAAAAAAAAAAAAAAAAAAAAA", "not-an-id", "..%2F..%2Fx"])
+def test_unknown_or_malformed_ids_are_404(client, path, sid):
+    assert error_of(client.get(path.format(sid))) == (404, "not_found")
+
+
+def test_cancel_queued_then_idempotent(client, services):
+    sid = client.post("/v1/streams", json=CHAT).get_json()["id"]
+    assert client.post(f"/v1/streams/{sid}/cancel").get_json() == {"id": sid, "status": "cancelled"}
+    assert client.post(f"/v1/streams/{sid}/cancel").get_json() == {"id": sid, "status": "cancelled"}
+    events = ndjson_events(client.get(f"/v1/streams/{sid}/events").data)
+    assert events == [{"seq": 1, "type": "cancelled"}]
+
+
+def test_cancel_of_a_finished_stream_reports_done(client, services):
+    sid = finished_stream(services)
+    assert client.post(f"/v1/streams/{sid}/cancel").get_json() == {"id": sid, "status": "done"}
+    assert error_of(client.post("/v1/streams/AAAAAAAAAAAAAAAAAAAAAA/cancel")) == (404, "not_found")
+
+
+def test_unknown_routes_and_methods_are_json(client):
+    assert error_of(client.get("/v1/nothing")) == (404, "not_found")
+    assert error_of(client.delete("/v1/streams")) == (405, "method_not_allowed")
+
+
+def test_redis_outage_is_503_with_retry_after(prefix):
+    import redis
+
+    dead = redis.Redis(port=1, socket_connect_timeout=0.2)
+    app = create_app({"key_prefix": prefix}, redis_client=dead)
+    response = app.test_client().post("/v1/streams", json=CHAT)
+    assert error_of(response) == (503, "unavailable")
+    assert response.headers["Retry-After"]
+
+
+def test_healthz(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+
+
+def test_ndjson_post_streams_live(client, services):
+    # No worker here: write as one would, while the response is being read.
+    response = client.post("/v1/streams", json=CHAT, headers={"Accept": "application/x-ndjson"}, buffered=False)
+    sid = response.headers["X-Stream-Id"]
+    body = iter(response.response)
+    # First a heartbeat, so the headers reach a real client before any event.
+    assert json.loads(next(body)) == {"type": "heartbeat"}
+    services.store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert json.loads(next(body))["type"] == "start"
+    services.store.append(sid, "w", 2, [(EventType.CANCELLED, {})])
+    assert json.loads(next(body)) == {"seq": 2, "type": "cancelled"}
+    assert list(body) == []

@@ -1,0 +1,139 @@
+"""The stream store's contract, on fakeredis and on real Redis."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from spool.errors import StreamClosedError, StreamNotFoundError
+from spool.events import EventType, StreamStatus
+from spool.keys import new_stream_id
+from spool.store import PAGE
+from tests.unit.conftest import TTL
+
+REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m", "temperature": None, "max_tokens": None}
+START = (EventType.START, {"id": "x", "model": "m", "created": 1})
+
+
+def next_message(pubsub, timeout: float = 2.0):
+    """The next published message (get_message returns None for the ignored
+    subscribe confirmation, so it may take more than one call)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        message = pubsub.get_message(timeout=deadline - time.monotonic())
+        if message is not None:
+            return message
+    raise AssertionError("no message published")
+
+
+def delta(text: str):
+    return (EventType.DELTA, {"text": text})
+
+
+@pytest.fixture
+def sid(store) -> str:
+    stream_id = new_stream_id()
+    store.create(stream_id, REQUEST)
+    return stream_id
+
+
+def test_create_records_a_queued_stream_with_ttl(store, sid):
+    meta = store.meta(sid)
+    assert meta["status"] == "queued" and meta["last_seq"] == "0"
+    assert json.loads(meta["request"]) == REQUEST
+    assert 0 < store.redis.ttl(store.keys.meta(sid)) <= TTL
+
+
+def test_events_get_explicit_ids_and_meta_follows(store, sid):
+    assert store.append(sid, "w1", 1, [START], begin=True).last_seq == 1
+    assert store.meta(sid)["status"] == "running"
+    store.append(sid, "w1", 2, [delta("a"), delta("é")])
+    store.append(sid, "w1", 4, [(EventType.DONE, {"finish_reason": "stop", "usage": {"total_tokens": 3}})])
+    ids = [entry_id for entry_id, _ in store.redis.xrange(store.keys.events(sid))]
+    assert ids == [b"0-1", b"0-2", b"0-3", b"0-4"]
+    snap = store.snapshot(sid)
+    assert snap["status"] == "done" and snap["text"] == "aé" and snap["last_seq"] == 4
+    assert snap["finish_reason"] == "stop" and snap["usage"] == {"total_tokens": 3}
+    assert snap["ended_at"] >= snap["started_at"] >= snap["created_at"]
+    assert 0 < store.redis.ttl(store.keys.events(sid)) <= TTL
+
+
+def test_a_retried_write_that_landed_is_not_duplicated(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    store.append(sid, "w1", 2, [delta("a"), delta("b")])
+    # The reply was lost and the writer sends the same batch again.
+    assert store.append(sid, "w1", 2, [delta("a"), delta("b")]).last_seq == 3
+    assert store.append(sid, "w1", 1, [START], begin=True).last_seq == 3
+    assert store.redis.xlen(store.keys.events(sid)) == 3
+
+
+def test_a_retried_terminal_write_succeeds(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    done = [(EventType.DONE, {"finish_reason": "stop", "usage": None})]
+    store.append(sid, "w1", 2, done)
+    assert store.append(sid, "w1", 2, done).last_seq == 2
+
+
+def test_only_the_claiming_writer_may_write(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w2", 1, [START], begin=True)
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w2", 2, [delta("x")])
+    with pytest.raises(StreamClosedError):  # a gap is refused too
+        store.append(sid, "w1", 5, [delta("x")])
+    assert store.redis.xlen(store.keys.events(sid)) == 1
+
+
+def test_nothing_follows_a_terminal_event(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    store.append(sid, "w1", 2, [(EventType.ERROR, {"code": "upstream_error", "message": "boom"})])
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w1", 3, [delta("late")])
+    snap = store.snapshot(sid)
+    assert snap["status"] == "error" and snap["error"] == {"code": "upstream_error", "message": "boom"}
+
+
+def test_writes_to_a_missing_stream_raise_not_found(store):
+    with pytest.raises(StreamNotFoundError):
+        store.append(new_stream_id(), "w1", 1, [START], begin=True)
+    with pytest.raises(StreamNotFoundError):
+        store.meta(new_stream_id())
+    with pytest.raises(StreamNotFoundError):
+        store.cancel(new_stream_id())
+
+
+def test_cancel_of_a_queued_stream_ends_it_at_once(store, sid):
+    assert store.cancel(sid) is StreamStatus.CANCELLED
+    assert [e.type for e in store.read(sid, 0)] == [b"cancelled"]
+    with pytest.raises(StreamClosedError):  # the worker that dequeues it later may not start it
+        store.append(sid, "w1", 1, [START], begin=True)
+    assert store.cancel(sid) is StreamStatus.CANCELLED
+
+
+def test_cancel_of_a_running_stream_flags_and_publishes(store, sid):
+    pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(store.keys.control_channel)
+    store.append(sid, "w1", 1, [START], begin=True)
+    assert store.cancel(sid) is StreamStatus.RUNNING
+    assert next_message(pubsub)["data"] == sid.encode()
+    assert store.append(sid, "w1", 2, [delta("a")]).cancel_requested
+    pubsub.close()
+
+
+def test_cancel_never_rewrites_an_ended_stream(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    store.append(sid, "w1", 2, [(EventType.DONE, {"finish_reason": "stop", "usage": None})])
+    assert store.cancel(sid) is StreamStatus.DONE
+    assert store.meta(sid)["status"] == "done"
+
+
+def test_read_pages_through_long_streams_and_honours_bounds(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    n = PAGE + 5
+    store.append(sid, "w1", 2, [delta(str(i)) for i in range(n)])
+    assert [e.seq for e in store.read(sid, 0)] == list(range(1, n + 2))
+    assert [e.seq for e in store.read(sid, 10, upto=13)] == [11, 12, 13]
+    assert list(store.read(sid, n + 1)) == []
