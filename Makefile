@@ -1,0 +1,46 @@
+# The two commands of the README: `make dev` and `make test`. Each installs
+# what it needs first, so both work on a fresh machine.
+
+VENV    ?= .venv
+PYTHON  ?= python3
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+
+.PHONY: install frontend system-deps dev test test-python test-frontend bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e ".[test]"
+	touch $@
+
+install: $(STAMP)
+
+# The React page; `spool dev` serves frontend/dist when it exists.
+frontend:
+	@if [ -f frontend/package.json ]; then \
+		cd frontend && npm ci --no-audit --no-fund && npm run build; \
+	fi
+
+# nginx and Chromium for the end-to-end tier (Debian packages; needs root).
+system-deps:
+	@scripts/system-deps
+
+dev: install
+	@$(MAKE) --no-print-directory frontend || echo "frontend build failed: serving the API only"
+	$(BIN)/spool dev
+
+test: install system-deps frontend test-python test-frontend
+
+# SPOOL_TEST_STRICT: a missing Redis fails the run instead of skipping tiers.
+test-python: install
+	SPOOL_TEST_STRICT=1 $(BIN)/pytest tests
+
+test-frontend:
+	@if [ -f frontend/package.json ]; then cd frontend && npm test; fi
+
+bench: install
+	$(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) frontend/node_modules frontend/dist test-artifacts
