@@ -16,3 +16,16 @@ keepalive = 75
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("SPOOL_LOG_LEVEL", "info").lower()
+
+
+def post_worker_init(worker):
+    """On SIGTERM, end open streams at once (clients resume on another
+    gateway) rather than holding them until the graceful timeout."""
+    import gevent
+
+    def end_streams_when_stopping():
+        while worker.alive:
+            gevent.sleep(0.2)
+        worker.wsgi.extensions["spool"].hub.close_all()
+
+    gevent.spawn(end_streams_when_stopping)

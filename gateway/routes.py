@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from gateway.errors import ApiError
-from gateway.services import services
+from gateway.services import Services, services
 from gateway.validation import parse_chat_request
+from spool import idempotency
 from spool.errors import StreamNotFoundError
 from spool.events import StreamStatus
 from spool.keys import is_stream_id, new_stream_id
@@ -35,19 +36,55 @@ def create_stream():
     s = services()
     chat = parse_chat_request(request, s.settings)
     fmt = _accepted_stream_format()
+    idempotency_key = request.headers.get("Idempotency-Key")
     stream_id = new_stream_id()
-    s.store.create(stream_id, chat)
+    if idempotency_key is not None:
+        existing = _bind_idempotency_key(idempotency_key, stream_id, chat)
+        if existing is not None:
+            return _created_response(existing, fmt, replayed=True)
     try:
+        s.store.create(stream_id, chat)
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:
         s.store.delete(stream_id)
+        if idempotency_key is not None:
+            idempotency.release(s.redis, s.store.keys, idempotency_key)
         raise
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
+    return _created_response(stream_id, fmt)
+
+
+def _bind_idempotency_key(key: str, stream_id: str, chat: dict) -> str | None:
+    """None if `key` is new (now bound to `stream_id`), else the stream it names."""
+    s = services()
+    if not idempotency.is_valid_key(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    print_ = idempotency.fingerprint(chat)
+    bound = idempotency.claim(s.redis, s.store.keys, key, stream_id, print_, s.settings.stream_ttl)
+    if bound is None:
+        return None
+    existing, existing_print = bound
+    if existing_print != print_:
+        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+    return existing
+
+
+def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool = False) -> Response:
+    """The answer to a POST: the live stream, or 202 with the stream's URLs."""
     if fmt is not None:
-        return _stream_response(stream_id, 0, fmt)
+        response = _stream_response(stream_id, 0, fmt)
+    else:
+        status = services().store.meta(stream_id)["status"] if replayed else "queued"
+        response = _accepted(stream_id, status)
+    if replayed:
+        response.headers["Idempotent-Replayed"] = "true"
+    return response
+
+
+def _accepted(stream_id: str, status: str) -> Response:
     response = jsonify(
         id=stream_id,
-        status="queued",
+        status=status,
         url=url_for("api.get_stream", stream_id=stream_id),
         events_url=url_for("api.stream_events", stream_id=stream_id),
         cancel_url=url_for("api.cancel_stream", stream_id=stream_id),
@@ -61,9 +98,11 @@ def create_stream():
 def get_stream(stream_id: str):
     s = services()
     try:
-        return jsonify(s.store.snapshot(_checked(stream_id)))
+        snapshot = s.store.snapshot(_checked(stream_id))
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    snapshot["queue_position"] = _queue_position(s, stream_id)() if snapshot["status"] == "queued" else None
+    return jsonify(snapshot)
 
 
 @api.get("/v1/streams/<stream_id>/events")
@@ -101,10 +140,25 @@ def cancel_stream(stream_id: str):
     return response
 
 
+def _queue_position(s: Services, stream_id: str) -> Callable[[], int | None]:
+    """A probe of the stream's place in the queue (1 = next), None once it left it."""
+    meta_key = s.store.keys.meta(stream_id)
+
+    def position() -> int | None:
+        if s.redis.hget(meta_key, "status") != b"queued":
+            return None
+        index = s.queue.get_job_position(stream_id)
+        return None if index is None else index + 1
+
+    return position
+
+
 def _stream_response(stream_id: str, after: int, fmt: WireFormat, body: Iterator[bytes] | None = None) -> Response:
     s = services()
     if body is None:
-        body = follow(s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval)
+        body = follow(
+            s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval, _queue_position(s, stream_id)
+        )
     return Response(
         body,
         mimetype=fmt.mimetype,

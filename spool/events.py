@@ -27,6 +27,7 @@ class EventType(str, Enum):
 
     START = "start"
     DELTA = "delta"
+    RESET = "reset"  # the answer starts over: discard the text received so far
     DONE = "done"
     ERROR = "error"
     CANCELLED = "cancelled"

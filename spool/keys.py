@@ -38,6 +38,16 @@ class Keys:
         return f"{self.prefix}:{{{stream_id}}}:meta"
 
     @property
+    def leases(self) -> str:
+        """Sorted set of running stream ids by lease expiry (ms): where lost
+        generations are found. The lease itself lives in each stream's meta."""
+        return f"{self.prefix}:leases"
+
+    def idempotency(self, digest: str) -> str:
+        """The stream created for an Idempotency-Key (by the key's digest)."""
+        return f"{self.prefix}:idem:{digest}"
+
+    @property
     def control_channel(self) -> str:
         """Pub/sub channel on which gateways tell workers to cancel a stream."""
         return f"{self.prefix}:control"

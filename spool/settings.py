@@ -28,6 +28,11 @@ class Settings:
     upstream_max_retries: int = 2  # SDK retries before the first token
     max_generation_seconds: float = 900.0
     worker_concurrency: int = 64
+    lease_seconds: float = 10.0  # a running generation's lease; a lost worker is noticed after it
+    max_attempts: int = 3  # runs of one answer (first + reruns after lost workers) before `error`
+    upstream_reset_retries: int = 1  # reruns, with `reset`, after the upstream fails mid-answer
+    redis_outage_window: float = 30.0  # seconds a worker buffers and retries while Redis is away
+    worker_grace_seconds: float = 30.0  # on SIGTERM, then running answers move to other workers
     max_body_bytes: int = 1_000_000
     max_messages: int = 500
     max_tokens_cap: int = 32_768

@@ -77,6 +77,62 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return status
 """
 
+# KEYS: meta. ARGV: lease expiry (ms). A worker takes a queued stream's lease
+# before its first write. Returns 1, or 0 when the stream is not queued.
+_ACQUIRE = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[1])
+return 1
+"""
+
+# KEYS: meta. ARGV: writer token, lease expiry (ms). Returns 1 while the
+# writer still owns the running stream, 0 once it lost it.
+_RENEW = """
+if redis.call('HGET', KEYS[1], 'status') ~= 'running' then return 0 end
+if redis.call('HGET', KEYS[1], 'writer') ~= ARGV[1] then return 0 end
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
+return 1
+"""
+
+# KEYS: events, meta. ARGV: now (ms), max attempts, reason, ttl, now (s), force.
+# Takes a stream from a writer whose lease expired (or, with force, from one
+# that gives it up). Returns {outcome, attempt}: outcome 'requeue' (run it
+# again; attempt is the next one), 'failed' (attempts used up: ended with an
+# error event), 'cancelled' (a cancel was pending: ended cancelled), 'alive'
+# (its lease was renewed), or 'gone' (expired, ended, or not leased).
+_RECLAIM = """
+local status = redis.call('HGET', KEYS[2], 'status')
+local lease = redis.call('HGET', KEYS[2], 'lease_until')
+if (status ~= 'running' and status ~= 'queued') or not lease then return {'gone', 0} end
+if ARGV[6] ~= '1' and tonumber(lease) > tonumber(ARGV[1]) then return {'alive', 0} end
+local attempt = tonumber(redis.call('HGET', KEYS[2], 'attempt') or '1')
+local function close(type_, data, fields)
+  local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
+  redis.call('XADD', KEYS[1], '0-' .. seq, 't', type_, 'd', data)
+  redis.call('HSET', KEYS[2], 'last_seq', seq, 'ended_at', ARGV[5], 'writer', '', unpack(fields))
+  redis.call('HDEL', KEYS[2], 'lease_until')
+  redis.call('EXPIRE', KEYS[1], ARGV[4])
+  redis.call('EXPIRE', KEYS[2], ARGV[4])
+end
+if redis.call('HGET', KEYS[2], 'cancel_requested') == '1' then
+  close('cancelled', '{}', {'status', 'cancelled'})
+  return {'cancelled', attempt}
+end
+if status == 'running' and attempt >= tonumber(ARGV[2]) then
+  local message = 'the answer was lost ' .. attempt .. ' times (' .. ARGV[3] .. ')'
+  close('error', cjson.encode({code = 'worker_lost', message = message}),
+        {'status', 'error', 'error_code', 'worker_lost', 'error_message', message})
+  return {'failed', attempt}
+end
+if status == 'running' then
+  attempt = attempt + 1
+  redis.call('HSET', KEYS[2], 'attempt', attempt, 'reset_reason', ARGV[3])
+end
+redis.call('HSET', KEYS[2], 'status', 'queued', 'writer', '')
+redis.call('HDEL', KEYS[2], 'lease_until')
+return {'requeue', attempt}
+"""
+
 # Entries read per XRANGE page when replaying a stream.
 PAGE = 1000
 
@@ -119,6 +175,9 @@ class StreamStore:
         self.ttl = ttl
         self._append = client.register_script(_APPEND)
         self._cancel = client.register_script(_CANCEL)
+        self._acquire = client.register_script(_ACQUIRE)
+        self._renew = client.register_script(_RENEW)
+        self._reclaim = client.register_script(_RECLAIM)
 
     def create(self, stream_id: str, request: dict[str, Any]) -> None:
         """Record a new queued stream with the request it answers."""
@@ -186,6 +245,49 @@ class StreamStore:
             raise StreamNotFoundError(stream_id)
         return StreamStatus(status.decode())
 
+    def acquire_lease(self, stream_id: str, lease_seconds: float) -> bool:
+        """Take the lease of a queued stream before its first write, and index
+        it so other workers find it if this one dies. False if not queued."""
+        until = _ms(time.time() + lease_seconds)
+        self.redis.zadd(self.keys.leases, {stream_id: until})
+        if self._acquire(keys=[self.keys.meta(stream_id)], args=[until]):
+            return True
+        self.redis.zrem(self.keys.leases, stream_id)
+        return False
+
+    def renew_leases(self, owned: dict[str, str], lease_seconds: float) -> list[str]:
+        """Extend the leases of `owned` (stream id -> writer token) in one round
+        trip; returns the ids whose lease this writer has lost."""
+        until = _ms(time.time() + lease_seconds)
+        ids = list(owned)
+        with self.redis.pipeline(transaction=False) as pipe:
+            for stream_id in ids:
+                self._renew(keys=[self.keys.meta(stream_id)], args=[owned[stream_id], until], client=pipe)
+            if ids:
+                pipe.zadd(self.keys.leases, {stream_id: until for stream_id in ids})
+            results = pipe.execute()
+        return [stream_id for stream_id, kept in zip(ids, results) if not kept]
+
+    def expired_leases(self, limit: int = 50) -> list[str]:
+        """Ids of streams whose lease has expired, oldest first."""
+        ids = self.redis.zrangebyscore(self.keys.leases, "-inf", _ms(time.time()), start=0, num=limit)
+        return [i.decode() for i in ids]
+
+    def drop_lease(self, stream_id: str) -> None:
+        """Forget a stream's lease (it ended, or it was requeued)."""
+        self.redis.zrem(self.keys.leases, stream_id)
+
+    def reclaim(self, stream_id: str, reason: str, max_attempts: int, *, force: bool = False) -> tuple[str, int]:
+        """Take a stream from a writer that lost (or, with force, gives up)
+        its lease. Returns (outcome, attempt); see _RECLAIM."""
+        outcome, attempt = self._reclaim(
+            keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
+            args=[_ms(time.time()), max_attempts, reason, self.ttl, repr(time.time()), "1" if force else "0"],
+        )
+        if outcome != b"alive":
+            self.drop_lease(stream_id)
+        return outcome.decode(), int(attempt)
+
     def read(self, stream_id: str, after: int, upto: int | None = None) -> Iterator[StoredEvent]:
         """Stored events with after < seq (<= upto), in pages, oldest first."""
         key = self.keys.events(stream_id)
@@ -202,11 +304,13 @@ class StreamStore:
     def snapshot(self, stream_id: str) -> dict[str, Any]:
         """The stream's state as the snapshot route returns it."""
         meta = self.meta(stream_id)
-        text = "".join(
-            json.loads(event.data)["text"]
-            for event in self.read(stream_id, 0)
-            if event.type == b"delta"
-        )
+        parts: list[str] = []
+        for event in self.read(stream_id, 0):
+            if event.type == b"delta":
+                parts.append(json.loads(event.data)["text"])
+            elif event.type == b"reset":
+                parts = []
+        text = "".join(parts)
         error = None
         if "error_code" in meta:
             error = {"code": meta["error_code"], "message": meta.get("error_message", "")}
@@ -223,6 +327,7 @@ class StreamStore:
             "started_at": _float(meta.get("started_at")),
             "ended_at": _float(meta.get("ended_at")),
             "cancel_requested": meta.get("cancel_requested") == "1",
+            "attempt": int(meta.get("attempt", 1)),
         }
 
 
@@ -231,6 +336,8 @@ def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:
     now = repr(time.time())
     if type_ is EventType.START:
         return ["status", StreamStatus.RUNNING.value, "started_at", now]
+    if type_ is EventType.RESET:
+        return ["status", StreamStatus.RUNNING.value, "attempt", data["attempt"]]
     if type_ is EventType.DONE:
         usage = json.dumps(data["usage"]) if data.get("usage") else ""
         return ["status", "done", "ended_at", now, "finish_reason", data["finish_reason"], "usage", usage]
@@ -239,6 +346,10 @@ def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:
     if type_ is EventType.CANCELLED:
         return ["status", "cancelled", "ended_at", now]
     return []
+
+
+def _ms(seconds: float) -> int:
+    return int(seconds * 1000)
 
 
 def _float(value: str | None) -> float | None:

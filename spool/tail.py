@@ -24,13 +24,14 @@ from dataclasses import dataclass, field
 import redis
 
 from spool.store import StoredEvent, StreamStore, stored_event
-from spool.wire import WireFormat, encode
+from spool.wire import WireFormat, encode, encode_info
 
 log = logging.getLogger(__name__)
 
-# Put on a follower's queue when the hub lost Redis: the follower ends its
-# response so the client resumes (perhaps on another gateway).
-HUB_FAILED = object()
+# Put on a follower's queue when the hub lost Redis or the process is shutting
+# down: the follower ends its response (without a terminal event) so the
+# client resumes, perhaps on another gateway.
+HUB_STOPPED = object()
 
 
 @dataclass(eq=False)
@@ -63,6 +64,7 @@ class TailHub:
         self._wake_cursor = b"0-0"
         self._thread: threading.Thread | None = None
         self._stopped = False
+        self._closed = False
 
     def subscribe(self, key: str, after: int) -> Subscription:
         """Start following `key` from just after seq `after`."""
@@ -74,6 +76,9 @@ class TailHub:
             else:
                 self._cursors[bkey] = b"0-%d" % after
                 sub = Subscription(bkey, after)
+            if self._closed:
+                sub.inbox.put(HUB_STOPPED)
+                return sub
             self._subs.setdefault(bkey, set()).add(sub)
             if self._thread is None or not self._thread.is_alive():
                 self._thread = threading.Thread(target=self._run, name="spool-tail-hub", daemon=True)
@@ -96,6 +101,14 @@ class TailHub:
         """End the hub thread (tests and shutdown)."""
         self._stopped = True
         self._wake()
+
+    def close_all(self) -> None:
+        """End every follower now and refuse new ones (the process is shutting
+        down: clients resume on another gateway at once)."""
+        with self._lock:
+            self._closed = True
+        self._stop_followers()
+        self.stop()
 
     @property
     def followed(self) -> int:
@@ -127,7 +140,7 @@ class TailHub:
                     reply = conn.xread(streams, block=self._block_ms)
                 except redis.RedisError:
                     log.warning("tail hub lost Redis; ending %d followed streams", len(streams) - 1, exc_info=True)
-                    self._fail_all()
+                    self._stop_followers()
                     return
                 self._dispatch(reply)
         finally:
@@ -147,11 +160,11 @@ class TailHub:
                 for sub in subs:
                     sub.inbox.put(entries)
 
-    def _fail_all(self) -> None:
+    def _stop_followers(self) -> None:
         with self._lock:
             for subs in self._subs.values():
                 for sub in subs:
-                    sub.inbox.put(HUB_FAILED)
+                    sub.inbox.put(HUB_STOPPED)
             self._subs.clear()
             self._cursors.clear()
             self._thread = None
@@ -186,7 +199,7 @@ def events(
             except queue.Empty:
                 yield None
                 continue
-            if batch is HUB_FAILED:
+            if batch is HUB_STOPPED:
                 return
             for entry_id, fields in batch:
                 event = stored_event(entry_id, fields)
@@ -207,15 +220,32 @@ def follow(
     after: int,
     fmt: WireFormat,
     heartbeat_interval: float,
+    queue_position: Callable[[], int | None] = lambda: None,
 ) -> Iterator[bytes]:
     """The stream's events with seq > after encoded in `fmt`, with heartbeats.
+
+    Until the first event, each quiet interval also reports the stream's
+    place in the queue (`queue_position()`, None once it left the queue), so
+    a client can tell waiting from hanging.
 
     Everything it needs comes in as arguments: it runs after the request
     context is gone.
     """
     yield fmt.preamble
+    waiting = after == 0
+    position = queue_position() if waiting else None
+    if position is not None:
+        yield encode_info(fmt, {"type": "queued", "queue_position": position})
     for event in events(store, hub, stream_id, after, heartbeat_interval):
-        yield fmt.heartbeat if event is None else encode(fmt, event.seq, event.type, event.data)
+        if event is not None:
+            waiting = False
+            yield encode(fmt, event.seq, event.type, event.data)
+            continue
+        position = queue_position() if waiting else None
+        if position is None:
+            yield fmt.heartbeat
+        else:
+            yield encode_info(fmt, {"type": "queued", "queue_position": position})
 
 
 def wait_for_end(store: StreamStore, hub: TailHub, stream_id: str, after: int, timeout: float) -> bytes | None:

@@ -8,6 +8,7 @@ every token it relays.
 
 from __future__ import annotations
 
+import json
 from enum import Enum
 
 NDJSON_HEARTBEAT = b'{"type":"heartbeat"}\n'
@@ -53,6 +54,15 @@ def encode(fmt: WireFormat, seq: int, type_: bytes, data: bytes) -> bytes:
         return payload + b"\n"
     # JSON never holds a raw newline, so one `data:` line carries it whole.
     return b"id: %d\nevent: %s\ndata: %s\n\n" % (seq, type_, payload)
+
+
+def encode_info(fmt: WireFormat, obj: dict) -> bytes:
+    """A line that is not a stored event (no seq), such as the queue position:
+    an NDJSON line, or an SSE event without `id` (which keeps Last-Event-ID)."""
+    payload = json.dumps(obj, separators=(",", ":")).encode()
+    if fmt is WireFormat.NDJSON:
+        return payload + b"\n"
+    return b"event: %s\ndata: %s\n\n" % (obj["type"].encode(), payload)
 
 
 def seq_of(entry_id: bytes) -> int:

@@ -11,6 +11,17 @@ import requests
 from spool.decoders import NDJSONDecoder, SSEDecoder
 
 
+def answer_text(events: list[dict[str, Any]]) -> str:
+    """The answer the events spell: deltas in order, starting over at each reset."""
+    parts: list[str] = []
+    for event in events:
+        if event["type"] == "delta":
+            parts.append(event["text"])
+        elif event["type"] == "reset":
+            parts = []
+    return "".join(parts)
+
+
 def chat(prompt: str, **extra: Any) -> dict[str, Any]:
     """A request body with one user message."""
     return {"messages": [{"role": "user", "content": prompt}], **extra}
@@ -23,11 +34,12 @@ class Received:
     stream_id: str
     events: list[dict[str, Any]] = field(default_factory=list)
     heartbeats: int = 0
+    info: list[dict[str, Any]] = field(default_factory=list)
     sse_ids: list[str | None] = field(default_factory=list)
 
     @property
     def text(self) -> str:
-        return "".join(e["text"] for e in self.events if e["type"] == "delta")
+        return answer_text(self.events)
 
     @property
     def seqs(self) -> list[int]:
@@ -48,12 +60,16 @@ def read(response: requests.Response, *, stop_after: int | None = None, sse: boo
         for chunk in response.iter_content(chunk_size=None):
             for item in decoder.feed(chunk):
                 if sse:
-                    received.sse_ids.append(item.id)
                     obj = json.loads(item.data)
+                    if "seq" in obj:
+                        received.sse_ids.append(item.id)
                 else:
                     obj = item
                 if obj["type"] == "heartbeat":
                     received.heartbeats += 1
+                    continue
+                if "seq" not in obj:
+                    received.info.append(obj)
                     continue
                 received.events.append(obj)
                 if stop_after is not None and len(received.events) >= stop_after:

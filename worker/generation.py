@@ -14,39 +14,58 @@ from spool.errors import StreamClosedError, StreamNotFoundError, UpstreamError
 from spool.events import EventType, StreamStatus
 from spool.settings import Settings
 from spool.store import StreamStore
-from worker.publisher import Flusher, Publisher
+from worker.leases import LeaseKeeper
+from worker.publisher import Flusher, Publisher, RedisOutageError
 from worker.upstream import Upstream, UpstreamCall
 
 log = logging.getLogger(__name__)
 
-# How long a write keeps retrying through a Redis outage before giving up.
-REDIS_RETRY_WINDOW = 30.0
+# Upstream failures worth a rerun: the answer may well succeed next time.
+RERUNNABLE = frozenset({"upstream_truncated", "upstream_timeout", "upstream_unreachable", "upstream_error"})
 
 
 class GenerationFailed(Exception):
     """Raised after an `error` event was written, so RQ records the job as failed."""
 
 
+# What run_generation returns when it stopped without ending the stream
+# (shutdown, or its lease was taken): another worker carries on.
+RELEASED = "released"
+
+
 class Generation:
-    """A running answer that another thread may cancel."""
+    """A running answer that other threads may cancel or release."""
 
     def __init__(self, stream_id: str) -> None:
         self.stream_id = stream_id
         self._cancelled = threading.Event()
+        self._released = threading.Event()
         self._call: UpstreamCall | None = None
 
     @property
     def cancelled(self) -> bool:
         return self._cancelled.is_set()
 
+    @property
+    def released(self) -> bool:
+        return self._released.is_set()
+
     def attach(self, call: UpstreamCall) -> None:
         self._call = call
-        if self.cancelled:
+        if self.cancelled or self.released:
             call.close()
 
     def cancel(self) -> None:
-        """Stop the generation: closing the upstream response ends its read."""
+        """Stop and end the stream `cancelled`: closing the upstream response ends its read."""
         self._cancelled.set()
+        self._close()
+
+    def release(self) -> None:
+        """Stop without ending the stream, so another worker can run it."""
+        self._released.set()
+        self._close()
+
+    def _close(self) -> None:
         if self._call is not None:
             self._call.close()
 
@@ -75,6 +94,14 @@ class Generations:
         generation.cancel()
         return True
 
+    def release_all(self) -> list[str]:
+        """Release every running generation (shutdown); returns their stream ids."""
+        with self._lock:
+            running = list(self._running.values())
+        for generation in running:
+            generation.release()
+        return [generation.stream_id for generation in running]
+
     def __len__(self) -> int:
         with self._lock:
             return len(self._running)
@@ -89,13 +116,16 @@ class GenerationContext:
     upstream: Upstream
     generations: Generations
     flusher: Flusher
+    leases: LeaseKeeper | None = None
 
 
 def run_generation(ctx: GenerationContext, stream_id: str) -> str:
-    """Generate the answer of a queued stream; returns its terminal status.
+    """Generate the answer of a queued stream; returns its terminal status,
+    or RELEASED if it stopped for another worker to carry on.
 
     Returns without writing when the stream is gone or no longer queued
     (cancelled while queued). Raises GenerationFailed after writing `error`.
+    A rerun after a lost worker opens with `reset` instead of `start`.
     """
     try:
         meta = ctx.store.meta(stream_id)
@@ -104,34 +134,96 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
         return "missing"
     if meta["status"] != StreamStatus.QUEUED.value:
         return meta["status"]
+    if not ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds):
+        return ctx.store.meta(stream_id)["status"]
     request = json.loads(meta["request"])
+    last_seq = int(meta.get("last_seq", 0))
+    attempt = int(meta.get("attempt", 1))
     publisher = Publisher(
-        ctx.store, stream_id, uuid.uuid4().hex, ctx.settings.coalesce_ms / 1000, REDIS_RETRY_WINDOW
+        ctx.store,
+        stream_id,
+        uuid.uuid4().hex,
+        first_seq=last_seq + 1,
+        interval=ctx.settings.coalesce_ms / 1000,
+        outage_window=ctx.settings.redis_outage_window,
     )
     try:
-        publisher.start({"id": stream_id, "model": request["model"], "created": int(time.time())})
+        if last_seq == 0:
+            publisher.begin(EventType.START, {"id": stream_id, "model": request["model"], "created": int(time.time())})
+        else:
+            publisher.begin(EventType.RESET, {"attempt": attempt, "reason": meta.get("reset_reason", "worker_lost")})
     except StreamClosedError:
+        ctx.store.drop_lease(stream_id)
         return ctx.store.meta(stream_id)["status"]
     generation = Generation(stream_id)
     ctx.generations.add(generation)
     ctx.flusher.add(publisher)
+    if ctx.leases is not None:
+        ctx.leases.track(stream_id, publisher.writer, generation.release)
     try:
-        return _generate(ctx, request, generation, publisher)
+        outcome = _generate(ctx, request, generation, publisher, attempt)
     finally:
+        if ctx.leases is not None:
+            ctx.leases.untrack(stream_id)
         ctx.flusher.remove(publisher)
         ctx.generations.remove(generation)
+    if outcome != RELEASED:
+        ctx.store.drop_lease(stream_id)
+    return outcome
 
 
-def _generate(ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher) -> str:
+def _generate(
+    ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher, attempt: int
+) -> str:
+    reruns_left = ctx.settings.upstream_reset_retries
+    deadline = time.monotonic() + ctx.settings.max_generation_seconds
+    try:
+        while True:
+            try:
+                return _answer(ctx, request, generation, publisher, deadline)
+            except UpstreamError as exc:
+                if generation.released:
+                    return RELEASED
+                if generation.cancelled:
+                    publisher.finish(EventType.CANCELLED, {})
+                    return StreamStatus.CANCELLED.value
+                if exc.code not in RERUNNABLE or reruns_left <= 0:
+                    log.warning("stream %s: %s (%s)", generation.stream_id, exc.message, exc.code)
+                    publisher.finish(EventType.ERROR, {"code": exc.code, "message": exc.message})
+                    raise GenerationFailed(f"{exc.code}: {exc.message}") from exc
+                reruns_left -= 1
+                log.warning("stream %s: %s (%s); running it again", generation.stream_id, exc.message, exc.code)
+                if publisher.wrote_text:
+                    attempt += 1
+                    publisher.reset(attempt, exc.code)
+    except StreamClosedError:
+        log.warning("stream %s: taken over or ended elsewhere; stopping here", generation.stream_id)
+        return RELEASED
+    except RedisOutageError:
+        log.error("stream %s: Redis away too long; leaving it to the lease reaper", generation.stream_id)
+        generation.release()
+        return RELEASED
+    except GenerationFailed:
+        raise
+    except Exception:
+        if generation.released:
+            return RELEASED
+        log.exception("stream %s: generation failed", generation.stream_id)
+        publisher.finish(EventType.ERROR, {"code": "internal_error", "message": "the worker failed"})
+        raise
+
+
+def _answer(
+    ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher, deadline: float
+) -> str:
+    """One upstream call, streamed into the publisher; raises UpstreamError."""
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
-    deadline = time.monotonic() + ctx.settings.max_generation_seconds
-    call: UpstreamCall | None = None
+    call = ctx.upstream.open(request)
     try:
-        call = ctx.upstream.open(request)
         generation.attach(call)
         for piece in call:
-            if generation.cancelled or publisher.cancel_requested:
+            if generation.cancelled or generation.released or publisher.cancel_requested:
                 break
             if piece.text:
                 publisher.delta(piece.text)
@@ -139,27 +231,14 @@ def _generate(ctx: GenerationContext, request: dict[str, Any], generation: Gener
             usage = piece.usage or usage
             if time.monotonic() > deadline:
                 raise UpstreamError("upstream_timeout", "the answer took longer than the generation limit")
-        if generation.cancelled or publisher.cancel_requested:
-            publisher.finish(EventType.CANCELLED, {})
-            return StreamStatus.CANCELLED.value
-        if finish_reason is None:
-            raise UpstreamError("upstream_truncated", "the model's answer ended without a finish reason")
-        publisher.finish(EventType.DONE, {"finish_reason": finish_reason, "usage": usage})
-        return StreamStatus.DONE.value
-    except UpstreamError as exc:
-        if generation.cancelled:
-            publisher.finish(EventType.CANCELLED, {})
-            return StreamStatus.CANCELLED.value
-        log.warning("stream %s: %s (%s)", generation.stream_id, exc.message, exc.code)
-        publisher.finish(EventType.ERROR, {"code": exc.code, "message": exc.message})
-        raise GenerationFailed(f"{exc.code}: {exc.message}") from exc
-    except StreamClosedError:
-        log.warning("stream %s: closed by someone else; stopping", generation.stream_id)
-        return "closed"
-    except Exception:
-        log.exception("stream %s: generation failed", generation.stream_id)
-        publisher.finish(EventType.ERROR, {"code": "internal_error", "message": "the worker failed"})
-        raise
     finally:
-        if call is not None:
-            call.close()
+        call.close()
+    if generation.released:
+        return RELEASED
+    if generation.cancelled or publisher.cancel_requested:
+        publisher.finish(EventType.CANCELLED, {})
+        return StreamStatus.CANCELLED.value
+    if finish_reason is None:
+        raise UpstreamError("upstream_truncated", "the model's answer ended without a finish reason")
+    publisher.finish(EventType.DONE, {"finish_reason": finish_reason, "usage": usage})
+    return StreamStatus.DONE.value

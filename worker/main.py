@@ -13,6 +13,7 @@ from spool.settings import Settings
 from spool.store import StreamStore
 from worker.control import CancelListener
 from worker.generation import GenerationContext, Generations, run_generation
+from worker.leases import LeaseKeeper
 from worker.publisher import Flusher
 from worker.rq_worker import ConcurrentWorker
 from worker.upstream import Upstream
@@ -27,28 +28,43 @@ def run_worker(settings: Settings, *, concurrency: int, burst: bool = False, nam
     keys = Keys(settings.key_prefix)
     generations = Generations()
     flusher = Flusher(settings.coalesce_ms / 1000)
+    store = StreamStore(client, keys, settings.stream_ttl)
+    queue = Queue(settings.queue, connection=client)
+    leases = LeaseKeeper(store, queue, settings.lease_seconds, settings.max_attempts)
     ctx = GenerationContext(
         settings=settings,
-        store=StreamStore(client, keys, settings.stream_ttl),
+        store=store,
         upstream=Upstream(settings),
         generations=generations,
         flusher=flusher,
+        leases=leases,
     )
     listener = CancelListener(
         lambda: connect_blocking(settings.redis_url, block_seconds=1), keys.control_channel, generations
     )
+
+    def hand_over() -> None:
+        # Stop writing first, then requeue: the next worker reruns from `reset`.
+        for stream_id in generations.release_all():
+            outcome = leases.hand_over(stream_id, "worker_shutdown")
+            log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome)
+
     worker = ConcurrentWorker(
-        [Queue(settings.queue, connection=client)],
+        [queue],
         connection=client,
         runner=functools.partial(run_generation, ctx),
         concurrency=concurrency,
+        grace_seconds=settings.worker_grace_seconds,
+        on_grace_expired=hand_over,
         name=name,
     )
     flusher.start()
     listener.start()
+    leases.start()
     log.info("worker %s: up to %d concurrent generations on queue %r", worker.name, concurrency, settings.queue)
     try:
         return worker.work(burst=burst, logging_level=None)
     finally:
+        leases.stop()
         listener.stop()
         flusher.stop()

@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import redis
 from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.executions import Execution
@@ -24,20 +25,34 @@ from rq.job import Job
 from rq.utils import now
 from rq.worker import SimpleWorker, WorkerStatus
 
+from worker.generation import RELEASED
+
 log = logging.getLogger(__name__)
 
 # Dequeue in short blocking steps so a stop request is noticed within this time.
 DEQUEUE_STEP_SECONDS = 1
+MAX_BACKOFF_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10
 
 
 class ConcurrentWorker(SimpleWorker):
     """Runs up to `concurrency` jobs at once; `runner(*job.args)` does the work."""
 
-    def __init__(self, queues: list[Queue], *, runner: Callable[..., Any], concurrency: int, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        queues: list[Queue],
+        *,
+        runner: Callable[..., Any],
+        concurrency: int,
+        grace_seconds: float = 30.0,
+        on_grace_expired: Callable[[], None] = lambda: None,
+        **kwargs: Any,
+    ) -> None:
         kwargs.setdefault("job_monitoring_interval", HEARTBEAT_SECONDS)
         super().__init__(queues, **kwargs)
         self._runner = runner
+        self._grace_seconds = grace_seconds
+        self._on_grace_expired = on_grace_expired
         self._slots = threading.BoundedSemaphore(concurrency)
         self._running: dict[str, tuple[Job, Execution, threading.Thread]] = {}
         self._running_lock = threading.Lock()
@@ -75,6 +90,7 @@ class ConcurrentWorker(SimpleWorker):
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
         """Wait for a free slot, then for a job, in steps short enough to see a stop request."""
         burst = timeout is None
+        backoff = 0.5
         while not self._stop_requested:
             self._beat()
             if not self._slots.acquire(timeout=DEQUEUE_STEP_SECONDS):
@@ -91,6 +107,13 @@ class ConcurrentWorker(SimpleWorker):
             except DequeueTimeout:
                 self._slots.release()
                 continue
+            except (redis.ConnectionError, redis.TimeoutError) as exc:
+                # Redis restarting or failing over: wait for it rather than quit.
+                self._slots.release()
+                log.warning("cannot reach Redis to take jobs (%s); retrying in %.1fs", exc, backoff)
+                time.sleep(backoff)
+                backoff = min(backoff * 2, MAX_BACKOFF_SECONDS)
+                continue
             except BaseException:
                 self._slots.release()
                 raise
@@ -100,6 +123,7 @@ class ConcurrentWorker(SimpleWorker):
                     return None
                 continue
             job, queue = result
+            backoff = 0.5
             log.info("job %s from %s", job.id, queue.name)
             return result
         return None
@@ -129,6 +153,12 @@ class ConcurrentWorker(SimpleWorker):
             self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
             job.started_at = now()
             return_value = self._runner(*job.args)
+            if return_value == RELEASED:
+                # Another worker runs it now (or will): only this execution ends.
+                with self.connection.pipeline() as pipe:
+                    self.cleanup_execution(job, pipe, execution)
+                    pipe.execute()
+                return True
             self._finalize_success(job, queue, execution, return_value)
         except Exception:
             self._finalize_failure(job, queue, execution, sys.exc_info())
@@ -136,15 +166,25 @@ class ConcurrentWorker(SimpleWorker):
         return True
 
     def teardown(self) -> None:
-        """Let running jobs finish before the worker deregisters."""
-        with self._running_lock:
-            threads = [thread for _, _, thread in self._running.values()]
+        """Let running jobs finish within the grace period, then hand the rest
+        over (`on_grace_expired`), before the worker deregisters."""
+        deadline = time.monotonic() + self._grace_seconds
+        threads = self._running_threads()
         if threads:
-            log.info("waiting for %d running generations to finish", len(threads))
+            log.info("waiting up to %.0fs for %d running generations", self._grace_seconds, len(threads))
         for thread in threads:
-            thread.join()
+            thread.join(max(0.0, deadline - time.monotonic()))
+        if self._running_threads():
+            log.warning("grace period over: handing %d generations to other workers", len(self._running_threads()))
+            self._on_grace_expired()
+            for thread in self._running_threads():
+                thread.join()
         self._beats_stopped.set()
         super().teardown()
+
+    def _running_threads(self) -> list[threading.Thread]:
+        with self._running_lock:
+            return [thread for _, _, thread in self._running.values() if thread.is_alive()]
 
     def _beat(self) -> None:
         if time.monotonic() - self._last_beat >= HEARTBEAT_SECONDS:

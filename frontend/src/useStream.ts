@@ -1,6 +1,6 @@
 /** React state for one spool stream; the lib/ client does the work. */
 import { useCallback, useEffect, useRef, useState } from "react";
-import { SpoolStream, isTerminal, type ClientOptions, type Status, type StreamHandlers, type StreamRequest } from "./lib";
+import { SpoolStream, applyEvent, isTerminal, type ClientOptions, type Status, type StreamHandlers, type StreamRequest } from "./lib";
 
 export interface StreamState {
   streamId: string | null;
@@ -33,7 +33,7 @@ export function useStream(initial: StreamState = NO_STREAM, options: ClientOptio
         setState((s) => ({
           ...s,
           lastSeq: event.seq,
-          text: event.type === "delta" ? s.text + event.text : s.text,
+          text: applyEvent(s.text, event),
           ended: isTerminal(event),
         })),
       onStatus: (status) => setState((s) => ({ ...s, status })),

@@ -12,7 +12,7 @@ import requests
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
 from spool.mock_upstream import expected_text
-from tests.client import chat, get_events, post_stream, read
+from tests.client import answer_text, chat, get_events, post_stream, read
 from tests.stack import wait_until
 
 TOKENS = 40  # the `stack` fixture's answer length
@@ -72,7 +72,7 @@ def test_resume_after_a_drop_gets_exactly_the_rest(stack, how, k):
         rest = read(get_events(stack.base_url, first.stream_id, last_event_id=k, sse=sse), sse=sse)
     events = first.events + rest.events
     assert [e["seq"] for e in events] == list(range(1, len(events) + 1))
-    assert "".join(e["text"] for e in events if e["type"] == "delta") == expected_text(prompt, TOKENS)
+    assert answer_text(events) == expected_text(prompt, TOKENS)
     assert events[-1]["type"] == "done"
 
 

@@ -198,3 +198,39 @@ def test_ndjson_post_streams_live(client, services):
     services.store.append(sid, "w", 2, [(EventType.CANCELLED, {})])
     assert json.loads(next(body)) == {"seq": 2, "type": "cancelled"}
     assert list(body) == []
+
+
+def test_idempotency_key_returns_the_same_stream(client, services):
+    headers = {"Idempotency-Key": "order-42"}
+    first = client.post("/v1/streams", json=CHAT, headers=headers)
+    again = client.post("/v1/streams", json=CHAT, headers=headers)
+    assert first.status_code == again.status_code == 202
+    assert again.get_json()["id"] == first.get_json()["id"]
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert services.queue.count == 1
+    other = client.post("/v1/streams", json=CHAT, headers={"Idempotency-Key": "order-43"})
+    assert other.get_json()["id"] != first.get_json()["id"]
+
+
+def test_idempotency_key_reused_for_another_body_is_refused(client, services):
+    client.post("/v1/streams", json=CHAT, headers={"Idempotency-Key": "k"})
+    different = {"messages": [{"role": "user", "content": "something else"}]}
+    response = client.post("/v1/streams", json=different, headers={"Idempotency-Key": "k"})
+    assert error_of(response) == (422, "idempotency_key_reused")
+    assert services.queue.count == 1
+
+
+def test_malformed_idempotency_key_is_400(client, services):
+    response = client.post("/v1/streams", json=CHAT, headers={"Idempotency-Key": "x" * 300})
+    assert error_of(response) == (400, "invalid_idempotency_key")
+    assert services.queue.count == 0
+
+
+def test_queued_streams_report_their_place_in_the_queue(client, services):
+    ids = [client.post("/v1/streams", json=CHAT).get_json()["id"] for _ in range(3)]
+    assert [client.get(f"/v1/streams/{i}").get_json()["queue_position"] for i in ids] == [1, 2, 3]
+    response = client.get(f"/v1/streams/{ids[2]}/events", buffered=False)
+    body = iter(response.response)
+    assert json.loads(next(body)) == {"type": "heartbeat"}
+    assert json.loads(next(body)) == {"type": "queued", "queue_position": 3}
+    response.close()

@@ -7,7 +7,8 @@ import threading
 import fakeredis
 import pytest
 
-from spool.errors import UpstreamError
+from spool.errors import StreamClosedError, UpstreamError
+from spool.events import EventType
 from spool.keys import Keys, new_stream_id
 from spool.settings import Settings
 from spool.store import StreamStore
@@ -76,11 +77,11 @@ def store(prefix):
     return StreamStore(fakeredis.FakeRedis(), Keys(prefix), 3600)
 
 
-def run(store, flusher, upstream, generations=None, sid=None, coalesce_ms=20):
+def run(store, flusher, upstream, generations=None, sid=None, coalesce_ms=20, **settings):
     sid = sid or new_stream_id()
     if not store.redis.exists(store.keys.meta(sid)):
         store.create(sid, REQUEST)
-    ctx = GenerationContext(Settings(coalesce_ms=coalesce_ms), store, upstream, Generations() if generations is None else generations, flusher)
+    ctx = GenerationContext(Settings(coalesce_ms=coalesce_ms, **settings), store, upstream, Generations() if generations is None else generations, flusher)
     return sid, run_generation(ctx, sid)
 
 
@@ -121,7 +122,7 @@ def test_an_answer_without_finish_reason_is_a_truncation_error(store, flusher):
 def test_upstream_errors_keep_the_text_sent_and_end_in_error(store, flusher):
     upstream = ScriptedUpstream(Piece("a"), UpstreamError("upstream_timeout", "the model did not answer in time"))
     with pytest.raises(GenerationFailed):
-        run(store, flusher, upstream, sid=(sid := new_stream_id()))
+        run(store, flusher, upstream, sid=(sid := new_stream_id()), upstream_reset_retries=0)
     assert written(store, sid)[1:] == [
         ("delta", {"text": "a"}),
         ("error", {"code": "upstream_timeout", "message": "the model did not answer in time"}),
@@ -174,3 +175,68 @@ def test_a_stream_cancelled_while_queued_is_not_started(store, flusher):
 def test_an_expired_stream_is_skipped(store, flusher):
     ctx = GenerationContext(Settings(), store, ScriptedUpstream(), Generations(), flusher)
     assert run_generation(ctx, new_stream_id()) == "missing"
+
+
+class SequenceUpstream:
+    """A different script for each call."""
+
+    def __init__(self, *scripts):
+        self.calls = [ScriptedCall(script) for script in scripts]
+        self.opened = 0
+
+    def open(self, request):
+        self.opened += 1
+        return self.calls[self.opened - 1]
+
+
+def test_a_failure_mid_answer_reruns_with_reset(store, flusher):
+    upstream = SequenceUpstream(
+        [Piece("par"), Piece("tial"), UpstreamError("upstream_truncated", "cut")],
+        [Piece("whole"), Piece(finish_reason="stop")],
+    )
+    sid, outcome = run(store, flusher, upstream)
+    assert outcome == "done" and upstream.opened == 2
+    kinds = [t for t, _ in written(store, sid)]
+    assert kinds[0] == "start" and kinds[-1] == "done"
+    assert ("reset", {"attempt": 2, "reason": "upstream_truncated"}) in written(store, sid)
+    assert store.snapshot(sid)["text"] == "whole"
+    assert store.snapshot(sid)["attempt"] == 2
+
+
+def test_a_failure_before_any_text_reruns_without_reset(store, flusher):
+    upstream = SequenceUpstream([UpstreamError("upstream_unreachable", "down")], [Piece("ok"), Piece(finish_reason="stop")])
+    sid, outcome = run(store, flusher, upstream)
+    assert outcome == "done"
+    assert [t for t, _ in written(store, sid)] == ["start", "delta", "done"]
+
+
+def test_reruns_are_bounded(store, flusher):
+    failing = [Piece("x"), UpstreamError("upstream_error", "bad chunk")]
+    upstream = SequenceUpstream(failing, failing)
+    with pytest.raises(GenerationFailed):
+        run(store, flusher, upstream, sid=(sid := new_stream_id()), upstream_reset_retries=1)
+    assert upstream.opened == 2
+    assert written(store, sid)[-1][1]["code"] == "upstream_error"
+
+
+def test_errors_that_a_rerun_cannot_fix_are_not_rerun(store, flusher):
+    upstream = SequenceUpstream([UpstreamError("upstream_auth", "refused")], [Piece(finish_reason="stop")])
+    with pytest.raises(GenerationFailed):
+        run(store, flusher, upstream)
+    assert upstream.opened == 1
+
+
+def test_a_rerun_after_a_lost_worker_opens_with_reset(store, flusher):
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.acquire_lease(sid, 0.001)
+    store.append(sid, "lost-worker", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    store.append(sid, "lost-worker", 2, [(EventType.DELTA, {"text": "half"})])
+    assert store.expired_leases() == [sid]
+    assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    _, outcome = run(store, flusher, ScriptedUpstream(Piece("full"), Piece(finish_reason="stop")), sid=sid)
+    assert outcome == "done"
+    assert written(store, sid)[2] == ("reset", {"attempt": 2, "reason": "worker_lost"})
+    assert store.snapshot(sid)["text"] == "full"
+    with pytest.raises(StreamClosedError):  # the lost worker, should it wake, is fenced off
+        store.append(sid, "lost-worker", 3, [(EventType.DELTA, {"text": "zombie"})])

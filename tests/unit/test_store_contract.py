@@ -137,3 +137,46 @@ def test_read_pages_through_long_streams_and_honours_bounds(store, sid):
     assert [e.seq for e in store.read(sid, 0)] == list(range(1, n + 2))
     assert [e.seq for e in store.read(sid, 10, upto=13)] == [11, 12, 13]
     assert list(store.read(sid, n + 1)) == []
+
+
+def test_leases_renew_and_fence(store, sid):
+    assert store.acquire_lease(sid, 30)
+    store.append(sid, "w1", 1, [START], begin=True)
+    assert store.renew_leases({sid: "w1"}, 30) == []
+    assert store.renew_leases({sid: "w2"}, 30) == [sid]
+    assert store.expired_leases() == []
+    assert store.reclaim(sid, "worker_lost", 3) == ("alive", 0)
+
+
+def test_an_expired_lease_is_requeued_then_failed_when_attempts_run_out(store, sid):
+    for attempt in (1, 2):
+        assert store.acquire_lease(sid, 0)
+        first = store.meta(sid)["last_seq"]
+        store.append(sid, f"w{attempt}", int(first) + 1, [START if attempt == 1 else (EventType.RESET, {"attempt": attempt, "reason": "worker_lost"})], begin=True)
+        assert store.expired_leases() == [sid]
+        assert store.reclaim(sid, "worker_lost", max_attempts=2)[0] == ("requeue" if attempt == 1 else "failed")
+    snap = store.snapshot(sid)
+    assert snap["status"] == "error" and snap["error"]["code"] == "worker_lost"
+    assert store.expired_leases() == [] and store.reclaim(sid, "worker_lost", 2) == ("gone", 0)
+
+
+def test_a_lost_stream_with_a_pending_cancel_ends_cancelled(store, sid):
+    assert store.acquire_lease(sid, 0)
+    store.append(sid, "w1", 1, [START], begin=True)
+    store.cancel(sid)
+    assert store.reclaim(sid, "worker_lost", 3) == ("cancelled", 1)
+    assert [e.type for e in store.read(sid, 0)] == [b"start", b"cancelled"]
+
+
+def test_a_worker_lost_before_its_first_write_is_requeued_without_an_attempt(store, sid):
+    assert store.acquire_lease(sid, 0)
+    assert store.reclaim(sid, "worker_lost", 3) == ("requeue", 1)
+    assert store.meta(sid)["status"] == "queued"
+    # A second reaper racing the first finds nothing left to do.
+    assert store.reclaim(sid, "worker_lost", 3) == ("gone", 0)
+
+
+def test_a_forced_hand_over_ignores_the_lease_time(store, sid):
+    assert store.acquire_lease(sid, 60)
+    store.append(sid, "w1", 1, [START], begin=True)
+    assert store.reclaim(sid, "worker_shutdown", 3, force=True) == ("requeue", 2)

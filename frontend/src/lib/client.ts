@@ -217,7 +217,7 @@ export class SpoolStream {
       throw new ConnectionLostError(`expected seq ${this.lastSeq + 1}, got ${event.seq}`);
     }
     this.lastSeq = event.seq;
-    if (event.type === "start" || event.type === "delta") {
+    if (event.type === "start" || event.type === "delta" || event.type === "reset") {
       this.started = true;
       this.setStatus({ state: "streaming", resumedAt: this.resumedAt });
     }

@@ -10,6 +10,8 @@ export interface Usage {
 export type StreamEvent =
   | { seq: number; type: "start"; id: string; model: string; created: number }
   | { seq: number; type: "delta"; text: string }
+  /** The answer starts over (its worker was lost, or the model failed mid-answer): drop the text so far. */
+  | { seq: number; type: "reset"; attempt: number; reason: string }
   | { seq: number; type: "done"; finish_reason: string; usage: Usage | null }
   | { seq: number; type: "error"; code: string; message: string }
   | { seq: number; type: "cancelled" };
@@ -45,4 +47,11 @@ export function parseEventJson(text: string): StreamEvent | null {
     throw new ProtocolError(`not JSON: ${text.slice(0, 80)}`);
   }
   return toEvent(value);
+}
+
+/** The answer's text after `event`: deltas append, a reset starts over. */
+export function applyEvent(text: string, event: StreamEvent): string {
+  if (event.type === "delta") return text + event.text;
+  if (event.type === "reset") return "";
+  return text;
 }

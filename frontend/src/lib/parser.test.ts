@@ -1,3 +1,4 @@
+import { applyEvent } from "./events";
 import { describe, expect, it } from "vitest";
 import { ProtocolError } from "./errors";
 import { LineDecoder, NdjsonParser, SseParser, type EventParser } from "./parser";
@@ -118,5 +119,19 @@ describe("LineDecoder", () => {
     expect(decoder.feed("a\nb")).toEqual(["a"]);
     expect(decoder.flush()).toEqual(["b"]);
     expect(decoder.flush()).toEqual([]);
+  });
+});
+
+describe("applyEvent", () => {
+  it("appends deltas and starts over on reset", () => {
+    const events = [
+      { seq: 1, type: "start", id: "x", model: "m", created: 1 },
+      { seq: 2, type: "delta", text: "half an " },
+      { seq: 3, type: "reset", attempt: 2, reason: "worker_lost" },
+      { seq: 4, type: "delta", text: "whole " },
+      { seq: 5, type: "delta", text: "answer" },
+      { seq: 6, type: "done", finish_reason: "stop", usage: null },
+    ] as const;
+    expect(events.reduce(applyEvent, "")).toBe("whole answer");
   });
 });

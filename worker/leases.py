@@ -1,0 +1,113 @@
+"""Leases: how a lost worker's answers move to another worker in seconds.
+
+Every running generation holds a short lease in its stream's metadata,
+renewed by its worker's LeaseKeeper. Every LeaseKeeper also looks for leases
+that expired (the worker was killed, lost its host, or froze) and reclaims
+those streams: requeued to run again (the next run starts with `reset`), or
+ended with `error` once their attempts are used up. RQ's registries are
+brought in line with what happened.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+
+import redis
+from rq import Queue
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from spool.queueing import enqueue_generation
+from spool.store import StreamStore
+
+log = logging.getLogger(__name__)
+
+
+def settle_rq_job(queue: Queue, stream_id: str, outcome: str, ttl: int) -> None:
+    """Make RQ's view of a reclaimed stream's job match `outcome`."""
+    try:
+        job: Job | None = Job.fetch(stream_id, connection=queue.connection)
+    except NoSuchJobError:
+        job = None
+    if job is not None:
+        queue.started_job_registry.remove_executions(job)
+    if outcome == "requeue":
+        if job is None:
+            enqueue_generation(queue, stream_id, ttl)
+        else:
+            queue.enqueue_job(job, at_front=True)
+    elif job is not None and outcome == "failed":
+        job.set_status(JobStatus.FAILED)
+        queue.failed_job_registry.add(job, ttl=ttl, exc_string="worker lost: attempts used up")
+    elif job is not None and outcome == "cancelled":
+        job.set_status(JobStatus.CANCELED)
+        queue.canceled_job_registry.add(job, ttl=ttl)
+
+
+class LeaseKeeper:
+    """Renews this process's leases and reclaims expired ones, on one thread."""
+
+    def __init__(self, store: StreamStore, queue: Queue, lease_seconds: float, max_attempts: int) -> None:
+        self._store = store
+        self._queue = queue
+        self._lease = lease_seconds
+        self._max_attempts = max_attempts
+        self._owned: dict[str, tuple[str, Callable[[], None]]] = {}
+        self._lock = threading.Lock()
+        self._stopped = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="spool-leases", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    def track(self, stream_id: str, writer: str, on_lost: Callable[[], None]) -> None:
+        """Renew `stream_id`'s lease for `writer`; call `on_lost` if it is taken away."""
+        with self._lock:
+            self._owned[stream_id] = (writer, on_lost)
+
+    def untrack(self, stream_id: str) -> None:
+        with self._lock:
+            self._owned.pop(stream_id, None)
+
+    def hand_over(self, stream_id: str, reason: str) -> str:
+        """Give up a stream this process stopped generating (shutdown): requeue it now."""
+        outcome, _ = self._store.reclaim(stream_id, reason, self._max_attempts, force=True)
+        settle_rq_job(self._queue, stream_id, outcome, self._store.ttl)
+        return outcome
+
+    def _run(self) -> None:
+        # Renew well before expiry: two renewals may fail before the lease is lost.
+        while not self._stopped.wait(self._lease / 3):
+            try:
+                self._renew()
+                self._reap()
+            except redis.RedisError as exc:
+                log.warning("lease upkeep failed (%s); retrying", exc)
+
+    def _renew(self) -> None:
+        with self._lock:
+            owned = {stream_id: writer for stream_id, (writer, _) in self._owned.items()}
+        if not owned:
+            return
+        for stream_id in self._store.renew_leases(owned, self._lease):
+            log.warning("stream %s: lease lost to another worker; stopping here", stream_id)
+            with self._lock:
+                entry = self._owned.pop(stream_id, None)
+            if entry is not None:
+                entry[1]()
+
+    def _reap(self) -> None:
+        for stream_id in self._store.expired_leases():
+            with self._lock:
+                if stream_id in self._owned:
+                    continue  # ours and alive: the renewal above is under way
+            outcome, attempt = self._store.reclaim(stream_id, "worker_lost", self._max_attempts)
+            if outcome in ("alive", "gone"):
+                continue
+            log.warning("stream %s: its worker was lost; %s (attempt %d)", stream_id, outcome, attempt)
+            settle_rq_job(self._queue, stream_id, outcome, self._store.ttl)
