@@ -9,6 +9,8 @@ The model name selects a fault to inject:
     mock-truncate  half the tokens, then the connection ends with no finish reason
     mock-corrupt   half the tokens, then an unparseable chunk
     mock-stall     half the tokens, then silence for an hour
+    mock-drop      half the tokens, then the connection breaks mid-response
+    mock-<fault>-once  that fault on the first request for a prompt only
     anything else  the full answer; `max_tokens` below it ends with "length"
 
 GET /_mock/stats lists every request with how many tokens were sent and
@@ -17,6 +19,7 @@ whether it finished or the client aborted it.
 
 from __future__ import annotations
 
+import collections
 import hashlib
 import itertools
 import json
@@ -76,6 +79,7 @@ def create_app(config: MockConfig) -> Flask:
     records: list[RequestRecord] = []
     lock = threading.Lock()
     ids = itertools.count(1)
+    seen: collections.Counter[tuple[str, str]] = collections.Counter()
 
     @app.get("/healthz")
     def healthz():
@@ -98,11 +102,14 @@ def create_app(config: MockConfig) -> Flask:
         record = RequestRecord(next(ids), model, prompt, bool(body.get("stream")))
         with lock:
             records.append(record)
+            seen[(model, prompt)] += 1
+            first_time = seen[(model, prompt)] == 1
+        fault = model.removesuffix("-once") if first_time or not model.endswith("-once") else None
         time.sleep(config.ttft_ms / 1000)
-        if model == "mock-error":
+        if fault == "mock-error":
             record.finished = True
             return _error(500, "server_error", "mock failure")
-        if model == "mock-429":
+        if fault == "mock-429":
             record.finished = True
             response = _error(429, "rate_limit_exceeded", "mock rate limit")
             response.headers["Retry-After"] = "1"
@@ -117,14 +124,16 @@ def create_app(config: MockConfig) -> Flask:
             record.tokens_sent, record.finished = len(tokens), True
             return jsonify(_completion(model, "".join(tokens), finish_reason, usage))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = _stream(config, record, tokens, finish_reason, usage if include_usage else None)
+        events = _stream(config, record, tokens, finish_reason, usage if include_usage else None, fault)
         return Response(events, mimetype="text/event-stream")
 
     return app
 
 
-def _stream(config: MockConfig, record: RequestRecord, tokens: list[str], finish_reason: str, usage: Any):
-    fault = record.model if record.model in ("mock-truncate", "mock-corrupt", "mock-stall") else None
+def _stream(config: MockConfig, record: RequestRecord, tokens: list[str], finish_reason: str, usage: Any,
+            fault: str | None):
+    if fault not in ("mock-truncate", "mock-corrupt", "mock-stall", "mock-drop"):
+        fault = None
     cut = len(tokens) // 2 if fault else None
     gap = 1 / config.tokens_per_second
     try:
@@ -135,6 +144,9 @@ def _stream(config: MockConfig, record: RequestRecord, tokens: list[str], finish
                     yield b"data: {not json\n\n"
                 elif fault == "mock-stall":
                     time.sleep(3600)
+                elif fault == "mock-drop":
+                    record.finished = True
+                    raise ConnectionAbortedError("mock-drop: breaking the response mid-stream")
                 record.finished = True
                 return
             if i:
