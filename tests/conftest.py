@@ -43,13 +43,14 @@ def prefix() -> str:
 
 @pytest.fixture
 def stack_factory(redis_url, tmp_path):
-    """Start real stacks (see tests/stack.py); all are stopped after the test."""
+    """Start real stacks (see tests/stack.py), on the shared Redis or on
+    `redis=<url>`; all are stopped after the test."""
     stacks: list[Stack] = []
 
-    def factory(**kwargs) -> Stack:
+    def factory(redis: str | None = None, **kwargs) -> Stack:
         kwargs.setdefault("log_dir", tmp_path / f"stack-{len(stacks)}")
         kwargs["log_dir"].mkdir()
-        stack = start_stack(redis_url, **kwargs)
+        stack = start_stack(redis or redis_url, **kwargs)
         stacks.append(stack)
         return stack
 

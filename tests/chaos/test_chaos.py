@@ -13,7 +13,7 @@ import pytest
 from spool.mock_upstream import expected_text
 from tests.chaos.conftest import record
 from tests.chaos.harness import Outcome, run_client
-from tests.stack import start_stack, wait_until
+from tests.stack import wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -23,11 +23,6 @@ CHAOS_ENV = {
     "SPOOL_HEARTBEAT_INTERVAL": "1",
     "SPOOL_WORKER_GRACE_SECONDS": "1",
 }
-
-
-def run_clients(urls: list[str], prompts: list[str], **kwargs) -> list[Outcome]:
-    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
-        return list(pool.map(lambda p: run_client(urls, p, **kwargs), prompts))
 
 
 def lost(outcomes: list[Outcome], tokens: int) -> int:
@@ -47,25 +42,27 @@ def assert_clean(outcomes: list[Outcome], tokens: int) -> None:
 
 
 @pytest.fixture
-def chaos_stack(redis_url, tmp_path):
-    stacks = []
+def chaos_stack(stack_factory):
+    """stack_factory with short leases, grace and heartbeats."""
 
-    def make(redis=redis_url, **kwargs):
-        kwargs.setdefault("log_dir", tmp_path / f"stack-{len(stacks)}")
-        kwargs["log_dir"].mkdir()
-        kwargs["env"] = {**CHAOS_ENV, **kwargs.get("env", {})}
-        stack = start_stack(redis, **kwargs)
-        stacks.append(stack)
-        return stack
+    def make(**kwargs):
+        return stack_factory(**{**kwargs, "env": {**CHAOS_ENV, **kwargs.get("env", {})}})
 
-    yield make
-    for stack in stacks:
-        stack.stop()
+    return make
 
 
-def upstream_calls_under_way(stack, prompts: list[str], tokens: int) -> bool:
-    sent = {r["prompt"]: r["tokens_sent"] for r in stack.mock_stats()}
-    return all(sent.get(p, 0) >= tokens for p in prompts)
+def clients_through(stack, urls: list[str], prompts: list[str], fault, *, deadline: float) -> list[Outcome]:
+    """A client per prompt; once every answer has 3 tokens out, `fault()` strikes."""
+
+    def under_way() -> bool:
+        sent = {r["prompt"]: r["tokens_sent"] for r in stack.mock_stats()}
+        return all(sent.get(p, 0) >= 3 for p in prompts)
+
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        futures = [pool.submit(run_client, urls, p, deadline=deadline) for p in prompts]
+        wait_until(under_way, 30, "every answer under way")
+        fault()
+        return [f.result() for f in futures]
 
 
 def test_200_clients_dropping_1_to_5_times_all_get_exact_text(chaos_stack):
@@ -91,14 +88,15 @@ def test_sigkill_of_a_worker_running_20_streams(chaos_stack):
     [doomed] = stack.worker_procs
     prompts = [f"sigkill {i}" for i in range(20)]
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
-        futures = [pool.submit(run_client, stack.gateway_urls, p, deadline=60) for p in prompts]
-        wait_until(lambda: upstream_calls_under_way(stack, prompts, 5), 30, "all 20 answers under way")
+    killed_at = []
+
+    def kill() -> None:
         stack.add_worker()
-        killed_at = time.monotonic()
+        killed_at.append(time.monotonic())
         doomed.send_signal(signal.SIGKILL)
-        outcomes = [f.result() for f in futures]
-    recovery = time.monotonic() - killed_at
+
+    outcomes = clients_through(stack, stack.gateway_urls, prompts, kill, deadline=60)
+    recovery = time.monotonic() - killed_at[0]
     record("SIGKILL a worker running 20 streams", 1, outcomes, lost(outcomes, tokens), time.monotonic() - started)
     assert_clean(outcomes, tokens)
     assert all(o.resets == 1 for o in outcomes)
@@ -112,11 +110,7 @@ def test_redis_restart_mid_stream(private_redis, chaos_stack):  # Redis stops la
                         mock_args=["--ttft-ms", "20", "--tokens-per-second", "20", "--tokens", str(tokens)])
     prompts = [f"redis restart {i}" for i in range(10)]
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
-        futures = [pool.submit(run_client, stack.gateway_urls, p, deadline=90) for p in prompts]
-        wait_until(lambda: upstream_calls_under_way(stack, prompts, 5), 30, "all answers under way")
-        private_redis.restart()
-        outcomes = [f.result() for f in futures]
+    outcomes = clients_through(stack, stack.gateway_urls, prompts, private_redis.restart, deadline=90)
     record("restart Redis (append-only file on) mid-stream", 1, outcomes, lost(outcomes, tokens),
            time.monotonic() - started)
     assert_clean(outcomes, tokens)
@@ -168,9 +162,8 @@ def test_rolling_sigterm_of_workers_and_gateways_during_50_streams(chaos_stack):
     urls = list(stack.gateway_urls)  # clients see gateways added during the roll
     prompts = [f"rolling {i}" for i in range(50)]
     started = time.monotonic()
-    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
-        futures = [pool.submit(run_client, urls, p, deadline=120) for p in prompts]
-        wait_until(lambda: upstream_calls_under_way(stack, prompts, 3), 30, "all answers under way")
+
+    def roll() -> None:
         for kind in ("worker", "gateway", "worker", "gateway"):
             old = next(p for p in stack.processes if p.name.startswith(kind) and p.popen.poll() is None)
             if kind == "worker":
@@ -178,7 +171,8 @@ def test_rolling_sigterm_of_workers_and_gateways_during_50_streams(chaos_stack):
             else:
                 urls.append(stack.add_gateway())
             assert old.stop(signal.SIGTERM) == 0, old.log_tail()
-        outcomes = [f.result() for f in futures]
+
+    outcomes = clients_through(stack, urls, prompts, roll, deadline=120)
     record("rolling SIGTERM of 2 workers and 2 gateways", 4, outcomes, lost(outcomes, tokens),
            time.monotonic() - started)
     assert_clean(outcomes, tokens)
