@@ -43,8 +43,12 @@ class CancelListener:
                 self._listen()
             except redis.RedisError as exc:
                 log.warning("cancel listener lost Redis (%s); resubscribing in %.1fs", exc, delay)
-                time.sleep(delay)
-                delay = min(delay * 2, 10.0)
+            except Exception:
+                log.exception("cancel listener failed; resubscribing in %.1fs", delay)
+            else:
+                continue
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)
 
     def _listen(self) -> None:
         client = self._client_factory()

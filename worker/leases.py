@@ -88,6 +88,9 @@ class LeaseKeeper:
                 self._reap()
             except redis.RedisError as exc:
                 log.warning("lease upkeep failed (%s); retrying", exc)
+            except Exception:
+                # A dead keeper would let every lease here expire: log and go on.
+                log.exception("lease upkeep failed; retrying")
 
     def _renew(self) -> None:
         with self._lock:

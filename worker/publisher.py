@@ -207,3 +207,5 @@ class Flusher:
                 except (RedisOutageError, SpoolError) as exc:
                     # The generation's own next write meets the same and ends it.
                     log.warning("stream %s: deferred write failed: %s", publisher.stream_id, exc)
+                except Exception:
+                    log.exception("stream %s: deferred write failed", publisher.stream_id)
