@@ -7,12 +7,15 @@ from collections.abc import Iterator
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
+from gateway import metrics
 from gateway.errors import ApiError
+from gateway.openai_routes import openai_events_response
 from gateway.services import services
 from gateway.validation import parse_chat_request
 from spool.errors import StreamNotFoundError
 from spool.events import StreamStatus
 from spool.keys import is_stream_id, new_stream_id
+from spool.logs import bind
 from spool.queueing import enqueue_generation
 from spool.tail import follow, wait_for_end
 from spool.wire import WireFormat
@@ -36,12 +39,14 @@ def create_stream():
     chat = parse_chat_request(request, s.settings)
     fmt = _accepted_stream_format()
     stream_id = new_stream_id()
+    bind(stream_id=stream_id)
     s.store.create(stream_id, chat)
     try:
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:
         s.store.delete(stream_id)
         raise
+    metrics.STREAMS_CREATED.labels("spool").inc()
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     if fmt is not None:
         return _stream_response(stream_id, 0, fmt)
@@ -70,12 +75,15 @@ def get_stream(stream_id: str):
 def stream_events(stream_id: str):
     s = services()
     stream_id = _checked(stream_id)
+    bind(stream_id=stream_id)
     fmt = _requested_format()
     after = _resume_point()
     try:
         meta = s.store.meta(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    if fmt is WireFormat.OPENAI:
+        return openai_events_response(stream_id, after, meta)
     if StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"]):
         # Nothing can follow the terminal event: answer at once instead of idling.
         return _stream_response(stream_id, after, fmt, body=iter([fmt.preamble]))
@@ -105,6 +113,7 @@ def _stream_response(stream_id: str, after: int, fmt: WireFormat, body: Iterator
     s = services()
     if body is None:
         body = follow(s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval)
+    body = metrics.tracked(body, fmt.value, after)
     return Response(
         body,
         mimetype=fmt.mimetype,
@@ -125,7 +134,7 @@ def _requested_format() -> WireFormat:
         try:
             return WireFormat(name)
         except ValueError:
-            raise ApiError(400, "invalid_format", "format must be ndjson or sse") from None
+            raise ApiError(400, "invalid_format", "format must be ndjson, sse or openai") from None
     return _accepted_stream_format() or WireFormat.NDJSON
 
 

@@ -58,6 +58,7 @@ def _gateway(args: argparse.Namespace) -> int:
     # By path: importing the gateway package here, in gunicorn's master, would
     # import ssl before the gevent workers can patch it.
     config = Path(find_spec("gateway").origin).parent / "gunicorn_conf.py"
+    _metrics_dir()
     command = [
         sys.executable, "-m", "gunicorn",
         "--config", str(config),
@@ -67,6 +68,17 @@ def _gateway(args: argparse.Namespace) -> int:
     ]
     os.execv(sys.executable, command)
     return 0  # not reached
+
+
+def _metrics_dir() -> None:
+    """Give gunicorn's workers a fresh shared directory for their metrics."""
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spool-metrics-")
+    for name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+        if name.endswith(".db"):  # samples of a previous run
+            os.remove(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], name))
 
 
 def _worker(args: argparse.Namespace) -> int:
