@@ -1,4 +1,4 @@
-"""The `spool` command: dev, gateway, worker, mock-upstream.
+"""The `spool` command: dev, gateway, worker, mock-upstream, chat, status, tail.
 
 Each command imports what it needs only after parsing, because `worker` and
 `mock-upstream` must patch the standard library with gevent before ssl,
@@ -37,12 +37,19 @@ def main(argv: list[str] | None = None) -> int:
     mock.add_argument("--tokens-per-second", type=float, default=50.0)
     mock.add_argument("--tokens", type=int, default=200)
 
+    from spool import chat_cli  # standard library only: safe before gevent patches
+
+    chat_cli.add_commands(commands)
+
     args = parser.parse_args(argv)
     return {
         "dev": _dev,
         "gateway": _gateway,
         "worker": _worker,
         "mock-upstream": _mock_upstream,
+        "chat": chat_cli.chat,
+        "status": chat_cli.status,
+        "tail": chat_cli.tail,
     }[args.command](args)
 
 
