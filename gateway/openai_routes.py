@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gateway import metrics
@@ -55,7 +55,7 @@ def chat_completions():
     parsed = parse_completion_request(read_json_body(request, s.settings), s.settings)
     stream_id = new_stream_id()
     bind(stream_id=stream_id)
-    s.store.create(stream_id, parsed.chat)
+    s.store.create(stream_id, {**parsed.chat, "request_id": g.get("request_id")})
     try:
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:

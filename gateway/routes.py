@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from gateway import metrics
 from gateway.errors import ApiError
@@ -40,7 +40,7 @@ def create_stream():
     fmt = _accepted_stream_format()
     stream_id = new_stream_id()
     bind(stream_id=stream_id)
-    s.store.create(stream_id, chat)
+    s.store.create(stream_id, {**chat, "request_id": g.get("request_id")})
     try:
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:

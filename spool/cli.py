@@ -8,7 +8,6 @@ redis or openai are imported.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -29,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--concurrency", type=int, default=None, help="generations at once (default 64)")
     worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     worker.add_argument("--name", default=None, help="worker name in RQ's registries")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
 
     mock = commands.add_parser("mock-upstream", help="run the OpenAI-compatible mock model")
     mock.add_argument("--host", default="127.0.0.1")
@@ -54,8 +54,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _logging() -> None:
-    level = os.environ.get("SPOOL_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from spool.logs import configure
+
+    configure(os.environ.get("SPOOL_LOG_LEVEL", "INFO"))
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -98,7 +99,8 @@ def _worker(args: argparse.Namespace) -> int:
 
     settings = Settings.from_env()
     concurrency = args.concurrency or settings.worker_concurrency
-    run_worker(settings, concurrency=concurrency, burst=args.burst, name=args.name)
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.worker_metrics_port
+    run_worker(settings, concurrency=concurrency, burst=args.burst, name=args.name, metrics_port=metrics_port)
     return 0
 
 

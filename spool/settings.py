@@ -29,6 +29,7 @@ class Settings:
     upstream_max_retries: int = 2  # SDK retries before the first token
     max_generation_seconds: float = 900.0
     worker_concurrency: int = 64
+    worker_metrics_port: int = 0  # when set, `spool worker` serves /metrics on it
     max_body_bytes: int = 1_000_000
     max_messages: int = 500
     max_tokens_cap: int = 32_768

@@ -12,8 +12,10 @@ from typing import Any
 
 from spool.errors import StreamClosedError, StreamNotFoundError, UpstreamError
 from spool.events import EventType, StreamStatus
+from spool.logs import bind
 from spool.settings import Settings
 from spool.store import StreamStore
+from worker.metrics import UPSTREAM_ERRORS, GenerationWatch
 from worker.publisher import Flusher, Publisher
 from worker.upstream import Upstream, UpstreamCall
 
@@ -105,6 +107,9 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     if meta["status"] != StreamStatus.QUEUED.value:
         return meta["status"]
     request = json.loads(meta["request"])
+    bind(stream_id=stream_id, request_id=request.get("request_id"))
+    watch = GenerationWatch(float(meta["created_at"]))
+    outcome = "error"
     publisher = Publisher(
         ctx.store, stream_id, uuid.uuid4().hex, ctx.settings.coalesce_ms / 1000, REDIS_RETRY_WINDOW
     )
@@ -112,17 +117,24 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
         publisher.start({"id": stream_id, "model": request["model"], "created": int(time.time())})
     except StreamClosedError:
         return ctx.store.meta(stream_id)["status"]
+    except BaseException:
+        watch.end(outcome)
+        raise
     generation = Generation(stream_id)
     ctx.generations.add(generation)
     ctx.flusher.add(publisher)
     try:
-        return _generate(ctx, request, generation, publisher)
+        outcome = _generate(ctx, request, generation, publisher, watch)
+        return outcome
     finally:
+        watch.end(outcome)
         ctx.flusher.remove(publisher)
         ctx.generations.remove(generation)
 
 
-def _generate(ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher) -> str:
+def _generate(
+    ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher, watch: GenerationWatch
+) -> str:
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
     deadline = time.monotonic() + ctx.settings.max_generation_seconds
@@ -135,6 +147,7 @@ def _generate(ctx: GenerationContext, request: dict[str, Any], generation: Gener
                 break
             if piece.text:
                 publisher.delta(piece.text)
+                watch.token()
             finish_reason = piece.finish_reason or finish_reason
             usage = piece.usage or usage
             if time.monotonic() > deadline:
@@ -150,6 +163,7 @@ def _generate(ctx: GenerationContext, request: dict[str, Any], generation: Gener
         if generation.cancelled:
             publisher.finish(EventType.CANCELLED, {})
             return StreamStatus.CANCELLED.value
+        UPSTREAM_ERRORS.labels(exc.code).inc()
         log.warning("stream %s: %s (%s)", generation.stream_id, exc.message, exc.code)
         publisher.finish(EventType.ERROR, {"code": exc.code, "message": exc.message})
         raise GenerationFailed(f"{exc.code}: {exc.message}") from exc

@@ -18,6 +18,7 @@ import redis
 
 from spool.events import EventType
 from spool.store import StreamStore
+from worker.metrics import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,7 @@ class Publisher:
                 result = self._store.append(self.stream_id, self._writer, self._next_seq, events, begin=begin)
                 break
             except (redis.ConnectionError, redis.TimeoutError) as exc:
+                REDIS_ERRORS.inc()
                 if time.monotonic() + delay > deadline:
                     raise
                 log.warning("stream %s: write failed (%s); retrying in %.2fs", self.stream_id, exc, delay)
