@@ -18,11 +18,15 @@ from prometheus_client import (
     Counter,
     Gauge,
     generate_latest,
+    disable_created_metrics,
     multiprocess,
 )
 from prometheus_client.core import GaugeMetricFamily
 from rq import Queue
 from rq.registry import StartedJobRegistry
+
+# The `_created` series double every counter for no dashboard use.
+disable_created_metrics()
 
 STREAMS_CREATED = Counter("spool_streams_created_total", "Streams created, by API", ["api"])
 STREAM_RESPONSES = Counter("spool_gateway_stream_responses_total", "Stream responses started, by wire format", ["format"])
