@@ -94,6 +94,9 @@ def _worker(args: argparse.Namespace) -> int:
 
     monkey.patch_all()
     _logging()
+    # One process serving its own /metrics: keep its samples in memory, out of
+    # a gateway's shared multiprocess directory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from spool.settings import Settings
     from worker.main import run_worker
 
