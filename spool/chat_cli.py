@@ -45,6 +45,8 @@ def chat(args: argparse.Namespace) -> int:
     except SpoolClientError as exc:
         print(f"spool: {exc}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt:
+        return 130  # nothing was queued, or we never learnt its id
     print(f"stream {stream_id}", file=sys.stderr, flush=True)
     stream = client.events(stream_id)
     try:

@@ -102,3 +102,18 @@ def test_dropped_openai_stream_resumes_by_seq(stack, sdk):
     text = "".join(c.choices[0].delta.content or "" for c in chunks[1:])
     text += "".join(r["choices"][0]["delta"].get("content", "") for r in rest if r["choices"])
     assert text == expected_text("resume me", TOKENS)
+
+
+def test_cancel_mid_stream_raises_in_the_sdk(stack_factory):
+    slow = stack_factory(mock_args=["--ttft-ms", "20", "--tokens-per-second", "20", "--tokens", "400"])
+    sdk = openai.OpenAI(base_url=slow.base_url + "/v1", api_key="unused", max_retries=0, timeout=30)
+    raw = sdk.chat.completions.with_raw_response.create(model="mock", messages=ask("cancel me"), stream=True)
+    stream_id = raw.headers["X-Stream-Id"]
+    chunks = iter(raw.parse())
+    assert next(chunks).choices[0].delta.role == "assistant"
+    cancel = requests.post(f"{slow.base_url}/v1/streams/{stream_id}/cancel", timeout=30)
+    assert cancel.json()["status"] == "cancelled"
+    with pytest.raises(openai.APIError) as info:
+        for _ in chunks:
+            pass
+    assert info.value.code == "cancelled"
