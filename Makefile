@@ -6,7 +6,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install frontend system-deps dev test test-python test-frontend bench clean
+.PHONY: install frontend sdk-node system-deps dev test test-python test-frontend bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,10 @@ frontend:
 		cd frontend && npm ci --no-audit --no-fund && npm run build; \
 	fi
 
+# The official openai npm package, for tests/integration/test_openai_node.py.
+sdk-node:
+	cd tests/sdk-node && npm ci --no-audit --no-fund
+
 # nginx and Chromium for the end-to-end tier (Debian packages; needs root).
 system-deps:
 	@scripts/system-deps
@@ -30,7 +34,7 @@ dev: install
 	@$(MAKE) --no-print-directory frontend || echo "frontend build failed: serving the API only"
 	$(BIN)/spool dev
 
-test: install system-deps frontend test-python test-frontend
+test: install system-deps frontend sdk-node test-python test-frontend
 
 # SPOOL_TEST_STRICT: a missing Redis fails the run instead of skipping tiers.
 test-python: install
@@ -43,4 +47,4 @@ bench: install
 	$(BIN)/python -m bench
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist test-artifacts
+	rm -rf $(VENV) frontend/node_modules frontend/dist tests/sdk-node/node_modules test-artifacts

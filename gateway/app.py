@@ -10,6 +10,8 @@ import redis
 from flask import Flask
 
 from gateway.errors import register_error_handlers
+from gateway.openai_routes import openai_api
+from gateway.ops_routes import ops, register_request_ids
 from gateway.routes import api
 from gateway.services import Services
 from gateway.static import register_static
@@ -29,7 +31,10 @@ def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.R
     settings = Settings.from_env(**dict(config or {}))
     app.extensions["spool"] = Services.build(settings, redis_client)
     register_error_handlers(app)
+    register_request_ids(app)
     app.register_blueprint(api)
+    app.register_blueprint(openai_api)
+    app.register_blueprint(ops)
     if settings.static_dir:
         register_static(app, settings.static_dir)
     return app

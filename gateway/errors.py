@@ -8,6 +8,8 @@ import redis
 from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
+from gateway.metrics import REDIS_ERRORS
+
 log = logging.getLogger(__name__)
 
 # Werkzeug's status codes under the names docs/protocol.md gives them.
@@ -53,6 +55,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(redis.RedisError)
     def _redis_error(exc: redis.RedisError):
+        REDIS_ERRORS.inc()
         log.error("Redis unavailable: %s", exc)
         response = error_response(503, "unavailable", "the stream store is unavailable; retry shortly")
         response.headers["Retry-After"] = REDIS_RETRY_AFTER

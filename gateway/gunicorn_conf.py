@@ -4,7 +4,10 @@ The gevent worker patches the standard library itself, before the app is
 imported; `preload_app` must stay off, or ssl would be imported unpatched.
 """
 
+import glob
 import os
+
+from spool.logs import gunicorn_logconfig
 
 worker_class = "gevent"
 worker_connections = int(os.environ.get("SPOOL_GATEWAY_CONNECTIONS", "4000"))
@@ -16,6 +19,16 @@ keepalive = 75
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("SPOOL_LOG_LEVEL", "info").lower()
+logconfig_dict = gunicorn_logconfig(loglevel)
+
+
+def child_exit(server, worker):
+    """Drop a dead worker's live gauges (prometheus_client's mark_process_dead,
+    without importing prometheus_client, which imports ssl, in the master)."""
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        for path in glob.glob(os.path.join(directory, f"gauge_live*_{worker.pid}.db")):
+            os.remove(path)
 
 
 def post_worker_init(worker):

@@ -5,15 +5,18 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from gateway import metrics
 from gateway.errors import ApiError
+from gateway.openai_routes import openai_events_response
 from gateway.services import Services, services
 from gateway.validation import parse_chat_request
 from spool import idempotency
 from spool.errors import StreamNotFoundError
 from spool.events import StreamStatus
 from spool.keys import is_stream_id, new_stream_id
+from spool.logs import bind
 from spool.queueing import enqueue_generation
 from spool.tail import follow, wait_for_end
 from spool.wire import WireFormat
@@ -42,14 +45,16 @@ def create_stream():
         existing = _bind_idempotency_key(idempotency_key, stream_id, chat)
         if existing is not None:
             return _created_response(existing, fmt, replayed=True)
+    bind(stream_id=stream_id)
     try:
-        s.store.create(stream_id, chat)
+        s.store.create(stream_id, {**chat, "request_id": g.get("request_id")})
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:
         s.store.delete(stream_id)
         if idempotency_key is not None:
             idempotency.release(s.redis, s.store.keys, idempotency_key)
         raise
+    metrics.STREAMS_CREATED.labels("spool").inc()
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     return _created_response(stream_id, fmt)
 
@@ -109,12 +114,15 @@ def get_stream(stream_id: str):
 def stream_events(stream_id: str):
     s = services()
     stream_id = _checked(stream_id)
+    bind(stream_id=stream_id)
     fmt = _requested_format()
     after = _resume_point()
     try:
         meta = s.store.meta(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    if fmt is WireFormat.OPENAI:
+        return openai_events_response(stream_id, after, meta)
     if StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"]):
         # Nothing can follow the terminal event: answer at once instead of idling.
         return _stream_response(stream_id, after, fmt, body=iter([fmt.preamble]))
@@ -159,6 +167,7 @@ def _stream_response(stream_id: str, after: int, fmt: WireFormat, body: Iterator
         body = follow(
             s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval, _queue_position(s, stream_id)
         )
+    body = metrics.tracked(body, fmt.value, after)
     return Response(
         body,
         mimetype=fmt.mimetype,
@@ -179,7 +188,7 @@ def _requested_format() -> WireFormat:
         try:
             return WireFormat(name)
         except ValueError:
-            raise ApiError(400, "invalid_format", "format must be ndjson or sse") from None
+            raise ApiError(400, "invalid_format", "format must be ndjson, sse or openai") from None
     return _accepted_stream_format() or WireFormat.NDJSON
 
 

@@ -21,6 +21,11 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
     """The validated request: messages, model, and the optional sampling fields.
 
     Raises ApiError (413, 415, 400 or 422) for anything else."""
+    return validate_chat(read_json_body(request, settings), settings)
+
+
+def read_json_body(request: Request, settings: Settings) -> Any:
+    """The request's JSON body; ApiError 413, 415 or 400 when it is not one."""
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
     if request.mimetype != "application/json":
@@ -32,6 +37,11 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
         body = json.loads(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+    return body
+
+
+def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
+    """The validated chat request from a parsed body; ApiError 422 otherwise."""
     if not isinstance(body, dict):
         raise _invalid("body must be a JSON object")
     unknown = set(body) - {"messages", "model", "temperature", "max_tokens"}

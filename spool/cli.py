@@ -1,4 +1,4 @@
-"""The `spool` command: dev, gateway, worker, mock-upstream.
+"""The `spool` command: dev, gateway, worker, mock-upstream, chat, status, tail.
 
 Each command imports what it needs only after parsing, because `worker` and
 `mock-upstream` must patch the standard library with gevent before ssl,
@@ -8,7 +8,6 @@ redis or openai are imported.
 from __future__ import annotations
 
 import argparse
-import logging
 import os
 import sys
 
@@ -29,6 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     worker.add_argument("--concurrency", type=int, default=None, help="generations at once (default 64)")
     worker.add_argument("--burst", action="store_true", help="quit when the queue is empty")
     worker.add_argument("--name", default=None, help="worker name in RQ's registries")
+    worker.add_argument("--metrics-port", type=int, default=None, help="serve /metrics on this port")
 
     mock = commands.add_parser("mock-upstream", help="run the OpenAI-compatible mock model")
     mock.add_argument("--host", default="127.0.0.1")
@@ -37,18 +37,26 @@ def main(argv: list[str] | None = None) -> int:
     mock.add_argument("--tokens-per-second", type=float, default=50.0)
     mock.add_argument("--tokens", type=int, default=200)
 
+    from spool import chat_cli  # standard library only: safe before gevent patches
+
+    chat_cli.add_commands(commands)
+
     args = parser.parse_args(argv)
     return {
         "dev": _dev,
         "gateway": _gateway,
         "worker": _worker,
         "mock-upstream": _mock_upstream,
+        "chat": chat_cli.chat,
+        "status": chat_cli.status,
+        "tail": chat_cli.tail,
     }[args.command](args)
 
 
 def _logging() -> None:
-    level = os.environ.get("SPOOL_LOG_LEVEL", "INFO").upper()
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    from spool.logs import configure
+
+    configure(os.environ.get("SPOOL_LOG_LEVEL", "INFO"))
 
 
 def _gateway(args: argparse.Namespace) -> int:
@@ -58,6 +66,7 @@ def _gateway(args: argparse.Namespace) -> int:
     # By path: importing the gateway package here, in gunicorn's master, would
     # import ssl before the gevent workers can patch it.
     config = Path(find_spec("gateway").origin).parent / "gunicorn_conf.py"
+    _metrics_dir()
     command = [
         sys.executable, "-m", "gunicorn",
         "--config", str(config),
@@ -69,17 +78,32 @@ def _gateway(args: argparse.Namespace) -> int:
     return 0  # not reached
 
 
+def _metrics_dir() -> None:
+    """Give gunicorn's workers a fresh shared directory for their metrics."""
+    import tempfile
+
+    if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="spool-metrics-")
+    for name in os.listdir(os.environ["PROMETHEUS_MULTIPROC_DIR"]):
+        if name.endswith(".db"):  # samples of a previous run
+            os.remove(os.path.join(os.environ["PROMETHEUS_MULTIPROC_DIR"], name))
+
+
 def _worker(args: argparse.Namespace) -> int:
     from gevent import monkey
 
     monkey.patch_all()
     _logging()
+    # One process serving its own /metrics: keep its samples in memory, out of
+    # a gateway's shared multiprocess directory.
+    os.environ.pop("PROMETHEUS_MULTIPROC_DIR", None)
     from spool.settings import Settings
     from worker.main import run_worker
 
     settings = Settings.from_env()
     concurrency = args.concurrency or settings.worker_concurrency
-    run_worker(settings, concurrency=concurrency, burst=args.burst, name=args.name)
+    metrics_port = args.metrics_port if args.metrics_port is not None else settings.worker_metrics_port
+    run_worker(settings, concurrency=concurrency, burst=args.burst, name=args.name, metrics_port=metrics_port)
     return 0
 
 

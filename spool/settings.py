@@ -21,6 +21,7 @@ class Settings:
     key_prefix: str = "spool"
     queue: str = "spool"
     default_model: str = "gpt-4o-mini"
+    models: str = ""  # comma-separated model ids clients may ask for; empty: default_model only
     stream_ttl: int = 86_400  # seconds a stream is kept after its last write
     heartbeat_interval: float = 15.0  # seconds of silence before a heartbeat line
     coalesce_ms: float = 20.0  # delta writes to Redis at most this often
@@ -33,10 +34,17 @@ class Settings:
     upstream_reset_retries: int = 1  # reruns, with `reset`, after the upstream fails mid-answer
     redis_outage_window: float = 30.0  # seconds a worker buffers and retries while Redis is away
     worker_grace_seconds: float = 30.0  # on SIGTERM, then running answers move to other workers
+    worker_metrics_port: int = 0  # when set, `spool worker` serves /metrics on it
     max_body_bytes: int = 1_000_000
     max_messages: int = 500
     max_tokens_cap: int = 32_768
     static_dir: str = ""  # when set, the gateway serves it at "/"
+
+    @property
+    def model_ids(self) -> list[str]:
+        """The configured model ids (SPOOL_MODELS), or just the default model."""
+        ids = [m.strip() for m in self.models.split(",") if m.strip()]
+        return ids or [self.default_model]
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

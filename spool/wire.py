@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from enum import Enum
 
+from spool.openai_wire import OPENAI_HEARTBEAT, OPENAI_PREAMBLE
+
 NDJSON_HEARTBEAT = b'{"type":"heartbeat"}\n'
 SSE_HEARTBEAT = b": heartbeat\n\n"
 # Sent first, so the response's headers (X-Stream-Id) reach the client at
@@ -25,6 +27,7 @@ class WireFormat(str, Enum):
 
     NDJSON = "ndjson"
     SSE = "sse"
+    OPENAI = "openai"  # chat.completion.chunk SSE (spool/openai_wire.py)
 
     @property
     def mimetype(self) -> str:
@@ -32,11 +35,11 @@ class WireFormat(str, Enum):
 
     @property
     def heartbeat(self) -> bytes:
-        return NDJSON_HEARTBEAT if self is WireFormat.NDJSON else SSE_HEARTBEAT
+        return {WireFormat.NDJSON: NDJSON_HEARTBEAT, WireFormat.SSE: SSE_HEARTBEAT}.get(self, OPENAI_HEARTBEAT)
 
     @property
     def preamble(self) -> bytes:
-        return NDJSON_PREAMBLE if self is WireFormat.NDJSON else SSE_PREAMBLE
+        return {WireFormat.NDJSON: NDJSON_PREAMBLE, WireFormat.SSE: SSE_PREAMBLE}.get(self, OPENAI_PREAMBLE)
 
 
 def event_json(seq: int, type_: bytes, data: bytes) -> bytes:

@@ -12,9 +12,11 @@ from typing import Any
 
 from spool.errors import StreamClosedError, StreamNotFoundError, UpstreamError
 from spool.events import EventType, StreamStatus
+from spool.logs import bind
 from spool.settings import Settings
 from spool.store import StreamStore
 from worker.leases import LeaseKeeper
+from worker.metrics import UPSTREAM_ERRORS, GenerationWatch
 from worker.publisher import Flusher, Publisher, RedisOutageError
 from worker.upstream import Upstream, UpstreamCall
 
@@ -137,6 +139,7 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     if not ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds):
         return ctx.store.meta(stream_id)["status"]
     request = json.loads(meta["request"])
+    bind(stream_id=stream_id, request_id=request.get("request_id"))
     last_seq = int(meta.get("last_seq", 0))
     attempt = int(meta.get("attempt", 1))
     publisher = Publisher(
@@ -155,14 +158,17 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     except StreamClosedError:
         ctx.store.drop_lease(stream_id)
         return ctx.store.meta(stream_id)["status"]
+    watch = GenerationWatch(float(meta["created_at"]))
+    outcome = "error"
     generation = Generation(stream_id)
     ctx.generations.add(generation)
     ctx.flusher.add(publisher)
     if ctx.leases is not None:
         ctx.leases.track(stream_id, publisher.writer, generation.release)
     try:
-        outcome = _generate(ctx, request, generation, publisher, attempt)
+        outcome = _generate(ctx, request, generation, publisher, attempt, watch)
     finally:
+        watch.end(outcome)
         if ctx.leases is not None:
             ctx.leases.untrack(stream_id)
         ctx.flusher.remove(publisher)
@@ -173,20 +179,26 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
 
 
 def _generate(
-    ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher, attempt: int
+    ctx: GenerationContext,
+    request: dict[str, Any],
+    generation: Generation,
+    publisher: Publisher,
+    attempt: int,
+    watch: GenerationWatch,
 ) -> str:
     reruns_left = ctx.settings.upstream_reset_retries
     deadline = time.monotonic() + ctx.settings.max_generation_seconds
     try:
         while True:
             try:
-                return _answer(ctx, request, generation, publisher, deadline)
+                return _answer(ctx, request, generation, publisher, deadline, watch)
             except UpstreamError as exc:
                 if generation.released:
                     return RELEASED
                 if generation.cancelled:
                     publisher.finish(EventType.CANCELLED, {})
                     return StreamStatus.CANCELLED.value
+                UPSTREAM_ERRORS.labels(exc.code).inc()
                 if exc.code not in RERUNNABLE or reruns_left <= 0:
                     log.warning("stream %s: %s (%s)", generation.stream_id, exc.message, exc.code)
                     publisher.finish(EventType.ERROR, {"code": exc.code, "message": exc.message})
@@ -214,7 +226,12 @@ def _generate(
 
 
 def _answer(
-    ctx: GenerationContext, request: dict[str, Any], generation: Generation, publisher: Publisher, deadline: float
+    ctx: GenerationContext,
+    request: dict[str, Any],
+    generation: Generation,
+    publisher: Publisher,
+    deadline: float,
+    watch: GenerationWatch,
 ) -> str:
     """One upstream call, streamed into the publisher; raises UpstreamError."""
     finish_reason: str | None = None
@@ -227,6 +244,7 @@ def _answer(
                 break
             if piece.text:
                 publisher.delta(piece.text)
+                watch.token()
             finish_reason = piece.finish_reason or finish_reason
             usage = piece.usage or usage
             if time.monotonic() > deadline:

@@ -11,6 +11,7 @@ from spool.keys import Keys
 from spool.redis_client import connect, connect_blocking
 from spool.settings import Settings
 from spool.store import StreamStore
+from worker import metrics
 from worker.control import CancelListener
 from worker.generation import GenerationContext, Generations, run_generation
 from worker.leases import LeaseKeeper
@@ -21,7 +22,9 @@ from worker.upstream import Upstream
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, *, concurrency: int, burst: bool = False, name: str | None = None) -> bool:
+def run_worker(
+    settings: Settings, *, concurrency: int, burst: bool = False, name: str | None = None, metrics_port: int = 0
+) -> bool:
     """Run generations from the queue until stopped (or, in burst mode, until it is empty)."""
     # Generations interleave short commands; a few connections serve many of them.
     client = connect(settings.redis_url, max_connections=min(concurrency, 48) + 8)
@@ -61,6 +64,8 @@ def run_worker(settings: Settings, *, concurrency: int, burst: bool = False, nam
     flusher.start()
     listener.start()
     leases.start()
+    if metrics_port:
+        metrics.serve(metrics_port, concurrency, lambda: worker.running)
     log.info("worker %s: up to %d concurrent generations on queue %r", worker.name, concurrency, settings.queue)
     try:
         return worker.work(burst=burst, logging_level=None)

@@ -24,6 +24,7 @@ import redis
 from spool.errors import SpoolError
 from spool.events import EventType
 from spool.store import StreamStore
+from worker.metrics import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
@@ -158,6 +159,7 @@ class Publisher:
         return batch
 
     def _note_failure(self, exc: Exception) -> None:
+        REDIS_ERRORS.inc()
         now = time.monotonic()
         with self._lock:
             if self._failing_since is None:

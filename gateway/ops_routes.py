@@ -1,0 +1,71 @@
+"""Operations: /readyz, /metrics, and request ids on every request."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+
+import redis
+from flask import Blueprint, Flask, Response, g, jsonify, request
+from rq import Worker
+
+from gateway import metrics
+from gateway.services import services
+from spool.logs import bind, clear
+
+log = logging.getLogger(__name__)
+
+ops = Blueprint("ops", __name__)
+
+# A worker heartbeats every 10 s (worker/rq_worker.py); three missed beats
+# and it no longer counts.
+HEARTBEAT_MAX_AGE = 30.0
+
+
+@ops.get("/readyz")
+def readyz():
+    s = services()
+    try:
+        s.redis.ping()
+        workers = Worker.all(queue=s.queue)
+    except redis.RedisError as exc:
+        metrics.REDIS_ERRORS.inc()
+        return _not_ready("redis_unreachable", f"Redis is unreachable: {exc}")
+    now = time.time()
+    fresh = [w.name for w in workers if w.last_heartbeat and now - w.last_heartbeat.timestamp() <= HEARTBEAT_MAX_AGE]
+    if not fresh:
+        return _not_ready("no_workers", f"no worker on queue {s.queue.name!r} heartbeated in {HEARTBEAT_MAX_AGE:.0f}s")
+    return jsonify(status="ready", workers=len(fresh))
+
+
+@ops.get("/metrics")
+def prometheus_metrics():
+    body, content_type = metrics.exposition(services().queue)
+    return Response(body, content_type=content_type)
+
+
+def _not_ready(code: str, message: str):
+    response = jsonify(status="unavailable", error={"code": code, "message": message})
+    response.status_code = 503
+    return response
+
+
+def register_request_ids(app: Flask) -> None:
+    """Take X-Request-ID from the client (or make one), log it, and send it back."""
+
+    @app.before_request
+    def _bind_request_id():
+        clear()
+        incoming = request.headers.get("X-Request-ID", "")
+        g.request_id = incoming if 0 < len(incoming) <= 128 and incoming.isprintable() else uuid.uuid4().hex
+        bind(request_id=g.request_id)
+
+    @app.after_request
+    def _send_request_id(response: Response) -> Response:
+        response.headers["X-Request-ID"] = g.get("request_id", "")
+        stream_id = response.headers.get("X-Stream-Id")
+        if stream_id:
+            bind(stream_id=stream_id)
+        log.info("%s %s %d", request.method, request.path, response.status_code)
+        return response

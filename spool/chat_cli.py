@@ -1,0 +1,95 @@
+"""The client commands of `spool`: chat, status and tail."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+# spool.client (http.client) imports ssl: only the commands below import it,
+# after parsing, so `spool worker` can still patch ssl with gevent first.
+
+DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def add_commands(commands: argparse._SubParsersAction) -> None:
+    """Register chat, status and tail on the `spool` parser."""
+    url = {"default": os.environ.get("SPOOL_URL", DEFAULT_URL), "help": "gateway URL (default $SPOOL_URL or %(default)s)"}
+    chat = commands.add_parser("chat", help="ask a question and stream the answer to the terminal")
+    chat.add_argument("prompt")
+    chat.add_argument("--model", default=None)
+    chat.add_argument("--system", default=None, help="a system message")
+    chat.add_argument("--max-tokens", type=int, default=None)
+    chat.add_argument("--url", **url)
+    status = commands.add_parser("status", help="print a stream's snapshot as JSON")
+    status.add_argument("stream_id")
+    status.add_argument("--url", **url)
+    tail = commands.add_parser("tail", help="print a stream's events as NDJSON, following it live")
+    tail.add_argument("stream_id")
+    tail.add_argument("--after", type=int, default=0, help="start after this seq")
+    tail.add_argument("--url", **url)
+
+
+def chat(args: argparse.Namespace) -> int:
+    """Stream the answer to stdout; the stream id and any error go to stderr.
+    Ctrl-C cancels the generation on the server."""
+    from spool.client import SpoolClient, SpoolClientError
+
+    client = SpoolClient(args.url)
+    messages = [{"role": "system", "content": args.system}] if args.system else []
+    messages.append({"role": "user", "content": args.prompt})
+    params = {k: v for k, v in (("model", args.model), ("max_tokens", args.max_tokens)) if v is not None}
+    try:
+        stream_id = client.create(messages, **params)
+    except SpoolClientError as exc:
+        print(f"spool: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130  # nothing was queued, or we never learnt its id
+    print(f"stream {stream_id}", file=sys.stderr, flush=True)
+    stream = client.events(stream_id)
+    try:
+        for event in stream:
+            if event["type"] == "delta":
+                sys.stdout.write(event["text"])
+                sys.stdout.flush()
+            elif event["type"] == "error":
+                print(f"\nspool: {event['code']}: {event['message']}", file=sys.stderr)
+                return 1
+            elif event["type"] == "cancelled":
+                print("\nspool: cancelled", file=sys.stderr)
+                return 1
+    except KeyboardInterrupt:
+        status = stream.cancel()
+        print(f"\nspool: cancelled ({status['status']})", file=sys.stderr)
+        return 130
+    sys.stdout.write("\n")
+    return 0
+
+
+def status(args: argparse.Namespace) -> int:
+    """Print the snapshot of a stream."""
+    from spool.client import SpoolClient, SpoolClientError
+
+    try:
+        print(json.dumps(SpoolClient(args.url).status(args.stream_id), indent=2, ensure_ascii=False))
+    except SpoolClientError as exc:
+        print(f"spool: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def tail(args: argparse.Namespace) -> int:
+    """Print every event (one JSON line each) until the stream ends."""
+    from spool.client import SpoolClient, SpoolClientError
+
+    try:
+        for event in SpoolClient(args.url).events(args.stream_id, after=args.after):
+            print(json.dumps(event, ensure_ascii=False), flush=True)
+    except SpoolClientError as exc:
+        print(f"spool: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    return 0
