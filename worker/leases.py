@@ -32,7 +32,11 @@ def settle_rq_job(queue: Queue, stream_id: str, outcome: str, ttl: int) -> None:
     except NoSuchJobError:
         job = None
     if job is not None:
-        queue.started_job_registry.remove_executions(job)
+        try:
+            queue.started_job_registry.remove_executions(job)
+        except ValueError:
+            # An execution ended (and was deleted) while being listed: nothing left to remove.
+            log.info("stream %s: its RQ execution was already gone", stream_id)
     if outcome == "requeue":
         if job is None:
             enqueue_generation(queue, stream_id, ttl)

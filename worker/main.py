@@ -46,11 +46,10 @@ def run_worker(
         lambda: connect_blocking(settings.redis_url, block_seconds=1), keys.control_channel, generations
     )
 
-    def hand_over() -> None:
-        # Stop writing first, then requeue: the next worker reruns from `reset`.
-        for stream_id in generations.release_all():
-            outcome = leases.hand_over(stream_id, "worker_shutdown")
-            log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome)
+    def hand_over(stream_id: str) -> None:
+        # Requeued after its generation stopped writing: the next worker reruns from `reset`.
+        outcome = leases.hand_over(stream_id, "worker_shutdown")
+        log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome)
 
     worker = ConcurrentWorker(
         [queue],
@@ -58,7 +57,8 @@ def run_worker(
         runner=functools.partial(run_generation, ctx),
         concurrency=concurrency,
         grace_seconds=settings.worker_grace_seconds,
-        on_grace_expired=hand_over,
+        release=generations.release_all,
+        hand_over=hand_over,
         name=name,
     )
     flusher.start()

@@ -45,14 +45,16 @@ class ConcurrentWorker(SimpleWorker):
         runner: Callable[..., Any],
         concurrency: int,
         grace_seconds: float = 30.0,
-        on_grace_expired: Callable[[], None] = lambda: None,
+        release: Callable[[], list[str]] = list,
+        hand_over: Callable[[str], None] = lambda stream_id: None,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("job_monitoring_interval", HEARTBEAT_SECONDS)
         super().__init__(queues, **kwargs)
         self._runner = runner
         self._grace_seconds = grace_seconds
-        self._on_grace_expired = on_grace_expired
+        self._release = release
+        self._hand_over = hand_over
         self._slots = threading.BoundedSemaphore(concurrency)
         self._running: dict[str, tuple[Job, Execution, threading.Thread]] = {}
         self._running_lock = threading.Lock()
@@ -166,8 +168,9 @@ class ConcurrentWorker(SimpleWorker):
         return True
 
     def teardown(self) -> None:
-        """Let running jobs finish within the grace period, then hand the rest
-        over (`on_grace_expired`), before the worker deregisters."""
+        """Let running jobs finish within the grace period, then stop the rest
+        (`release`) and, once their threads are done, `hand_over` each, before
+        the worker deregisters."""
         deadline = time.monotonic() + self._grace_seconds
         threads = self._running_threads()
         if threads:
@@ -176,9 +179,12 @@ class ConcurrentWorker(SimpleWorker):
             thread.join(max(0.0, deadline - time.monotonic()))
         if self._running_threads():
             log.warning("grace period over: handing %d generations to other workers", len(self._running_threads()))
-            self._on_grace_expired()
+            released = self._release()
+            # Their threads end their RQ executions; only then requeue the jobs.
             for thread in self._running_threads():
                 thread.join()
+            for stream_id in released:
+                self._hand_over(stream_id)
         self._beats_stopped.set()
         super().teardown()
 
