@@ -142,11 +142,13 @@ class TailHub:
                     log.warning("tail hub lost Redis; ending %d followed streams", len(streams) - 1, exc_info=True)
                     self._stop_followers()
                     return
-                self._dispatch(reply)
+                self._dispatch(reply, streams)
         finally:
             conn.close()
 
-    def _dispatch(self, reply: list) -> None:
+    def _dispatch(self, reply: list, read_from: dict[bytes, bytes]) -> None:
+        """Hand each stream's entries to its followers. `read_from` holds the
+        cursors the XREAD was issued with."""
         with self._lock:
             for key, entries in reply:
                 last_id = entries[-1][0]
@@ -155,6 +157,11 @@ class TailHub:
                     continue
                 subs = self._subs.get(key)
                 if not subs:
+                    continue
+                if self._cursors[key] != read_from[key]:
+                    # Everyone left and a follower rejoined from an earlier seq
+                    # while this read was in flight: its entries start too late
+                    # for the new cursor. The next read starts from the new one.
                     continue
                 self._cursors[key] = last_id
                 for sub in subs:

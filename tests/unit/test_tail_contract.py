@@ -89,3 +89,24 @@ def test_wait_for_end_reports_the_terminal_type_or_times_out(store, hub):
     assert wait_for_end(store, hub, sid, 1, timeout=0.1) is None
     threading.Timer(0.05, finish, args=(store, sid, 2)).start()
     assert wait_for_end(store, hub, sid, 1, timeout=5) == b"done"
+
+
+def test_a_read_in_flight_when_a_stream_is_refollowed_from_earlier_is_not_delivered(store, prefix):
+    """The race the chaos suite found: a follower drops (the hub's cursor for
+    the stream is at 4), rejoins from seq 2 while the hub's XREAD, issued from
+    cursor 4, is in flight. Its reply must not reach the new follower, which
+    would miss seqs 3 and 4."""
+    from spool.tail import TailHub
+
+    sid = started(store)
+    deltas(store, sid, 2, ["a", "b", "c", "d"])
+    key = store.keys.events(sid).encode()
+    hub = TailHub(store.redis, lambda: store.redis, f"{prefix}:wake")
+    hub._stopped = True  # its thread ends at once: this test plays the XREAD replies
+    sub = hub.subscribe(store.keys.events(sid), 2)  # new key: the hub's cursor is 0-2
+    stale_reply = [[key, [(b"0-5", {b"t": b"delta", b"d": b'{"text":"d"}'})]]]
+    hub._dispatch(stale_reply, {key: b"0-4"})
+    assert sub.inbox.empty()
+    hub._dispatch([[key, store.redis.xrange(key, "0-3", "+")]], {key: b"0-2"})
+    assert [int(entry_id[2:]) for entry_id, _ in sub.inbox.get_nowait()] == [3, 4, 5]
+    hub.unsubscribe(sub)
