@@ -9,7 +9,11 @@ from typing import Any
 import redis
 from flask import Flask
 
+from gateway.auth import Access, register_auth
+from gateway.cors import register_cors
 from gateway.errors import register_error_handlers
+from gateway.limits import register_limits
+from gateway.openapi import register_openapi
 from gateway.routes import api
 from gateway.services import Services
 from gateway.static import register_static
@@ -29,6 +33,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.R
     settings = Settings.from_env(**dict(config or {}))
     app.extensions["spool"] = Services.build(settings, redis_client)
     register_error_handlers(app)
+    # Auth first: the rate limit counts per authenticated client.
+    register_auth(app, Access.build(settings, app.extensions["spool"].redis))
+    register_limits(app)
+    register_cors(app, settings.cors_origins)
+    register_openapi(app, settings)
     app.register_blueprint(api)
     if settings.static_dir:
         register_static(app, settings.static_dir)

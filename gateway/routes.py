@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 
-from flask import Blueprint, Response, jsonify, request, url_for
+from flask import Blueprint, Response, g, jsonify, request, url_for
 
+from gateway.auth import access, may_access
 from gateway.errors import ApiError
+from gateway.limits import admit_stream
 from gateway.services import services
 from gateway.validation import parse_chat_request
 from spool.errors import StreamNotFoundError
@@ -36,7 +38,9 @@ def create_stream():
     chat = parse_chat_request(request, s.settings)
     fmt = _accepted_stream_format()
     stream_id = new_stream_id()
-    s.store.create(stream_id, chat)
+    token = access().read_token(stream_id)
+    admit_stream(stream_id)
+    s.store.create(stream_id, chat, owner=g.spool_owner)
     try:
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:
@@ -44,8 +48,11 @@ def create_stream():
         raise
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     if fmt is not None:
-        return _stream_response(stream_id, 0, fmt)
+        response = _stream_response(stream_id, 0, fmt)
+        response.headers["X-Stream-Token"] = token
+        return response
     response = jsonify(
+        read_token=token,
         id=stream_id,
         status="queued",
         url=url_for("api.get_stream", stream_id=stream_id),
@@ -54,6 +61,7 @@ def create_stream():
     )
     response.status_code = 202
     response.headers["X-Stream-Id"] = stream_id
+    response.headers["X-Stream-Token"] = token
     return response
 
 
@@ -141,7 +149,9 @@ def _resume_point() -> int:
 
 
 def _checked(stream_id: str) -> str:
-    if not is_stream_id(stream_id):
+    # The format check comes before any Redis key is built from the id; another
+    # key's stream answers 404 too, so ids cannot be probed.
+    if not is_stream_id(stream_id) or not may_access(stream_id):
         raise _not_found(stream_id)
     return stream_id
 

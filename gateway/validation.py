@@ -37,8 +37,12 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
     unknown = set(body) - {"messages", "model", "temperature", "max_tokens"}
     if unknown:
         raise _invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+    messages = _messages(body.get("messages"), settings)
+    total = sum(len(m["content"]) for m in messages)
+    if settings.max_input_chars and total > settings.max_input_chars:
+        raise _invalid(f"messages hold {total} characters; at most {settings.max_input_chars}")
     return {
-        "messages": _messages(body.get("messages"), settings),
+        "messages": messages,
         "model": _model(body.get("model"), settings),
         "temperature": _temperature(body.get("temperature")),
         "max_tokens": _max_tokens(body.get("max_tokens"), settings),
@@ -67,7 +71,16 @@ def _model(value: Any, settings: Settings) -> str:
         return settings.default_model
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise _invalid("model must be a non-empty string")
+    allowed = allowed_models(settings)
+    if allowed and value not in allowed:
+        raise _invalid(f"model must be one of {', '.join(sorted(allowed))}")
     return value
+
+
+def allowed_models(settings: Settings) -> frozenset[str]:
+    """SPOOL_MODELS plus the default model; empty when any model is allowed."""
+    listed = {m.strip() for m in settings.models.split(",") if m.strip()}
+    return frozenset(listed | {settings.default_model}) if listed else frozenset()
 
 
 def _temperature(value: Any) -> float | None:

@@ -32,6 +32,16 @@ class Settings:
     max_messages: int = 500
     max_tokens_cap: int = 32_768
     static_dir: str = ""  # when set, the gateway serves it at "/"
+    # Access and limits (docs/security.md). Lists are comma-separated; 0 is "no limit".
+    api_keys: str = ""  # empty (and no file): the /v1 routes are open
+    api_keys_file: str = ""  # one key per line
+    secret_key: str = ""  # signs stream read tokens; empty: generated and kept in Redis
+    cors_origins: str = ""
+    models: str = ""  # the models clients may ask for; empty: any
+    max_input_chars: int = 0
+    rate_limit_per_minute: int = 0
+    max_concurrent_streams: int = 0
+    max_queue_depth: int = 0
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
