@@ -12,11 +12,12 @@ from typing import Any
 
 from flask import Flask, jsonify
 
-from spool.events import StreamStatus
+from spool.events import EventType, StreamStatus
 from spool.settings import Settings
 
 STREAM_ID = {"type": "string", "pattern": "^[A-Za-z0-9_-]{22}$"}
 _STATUSES = [s.value for s in StreamStatus]
+_EVENT_TYPES = [t.value for t in EventType]
 _NULLABLE_NUMBER = {"type": ["number", "null"]}
 
 _ERRORS = {
@@ -46,13 +47,21 @@ def _errors(*statuses: int) -> dict[str, Any]:
 
 
 def _stream_content() -> dict[str, Any]:
-    # Live streams: declared as text so contract tools do not parse them as JSON.
-    return {"application/x-ndjson": {"schema": {"type": "string"}},
-            "text/event-stream": {"schema": {"type": "string"}}}
+    # NDJSON: one Event per line, declared as text (it is not one JSON value).
+    # SSE: in OpenAPI 3.1 `schema` describes each event frame; its `data` is an Event.
+    sse_frame = {"type": "object", "required": ["data"], "properties": {
+        "event": {"enum": _EVENT_TYPES}, "id": {"type": "string", "pattern": "^[0-9]+$"},
+        "data": {"type": "string", "contentMediaType": "application/json",
+                 "contentSchema": {"$ref": "#/components/schemas/Event"}}}}
+    return {"application/x-ndjson": {"schema": {"type": "string", "description": "Event objects, one a line"}},
+            "text/event-stream": {"schema": sse_frame}}
 
 
 _STREAM_HEADERS = {"X-Stream-Id": {"schema": STREAM_ID, "required": True}}
 _PATH_ID = {"name": "stream_id", "in": "path", "required": True, "schema": STREAM_ID}
+# From a created stream to the routes that take its id (contract tools follow them).
+_LINKS = {name: {"operationId": op, "parameters": {"stream_id": "$response.body#/id"}}
+          for name, op in [("snapshot", "getStream"), ("events", "streamEvents"), ("cancel", "cancelStream")]}
 _V1_SECURITY = [{"bearer": []}]
 _READ_SECURITY = [{"bearer": []}, {"readToken": []}]
 
@@ -79,6 +88,9 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "max_tokens": {"type": "integer", "minimum": 1, "maximum": settings.max_tokens_cap},
             },
         },
+        "Event": {"type": "object", "required": ["type"],
+                  "properties": {"seq": {"type": "integer", "minimum": 1},
+                                 "type": {"enum": [*_EVENT_TYPES, "heartbeat"]}}},
         "Queued": {"type": "object", "required": ["id", "status", "url", "events_url", "cancel_url", "read_token"],
                    "properties": {"id": STREAM_ID, "status": {"const": "queued"}, "url": {"type": "string"},
                                   "events_url": {"type": "string"}, "cancel_url": {"type": "string"},
@@ -125,7 +137,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
                 "responses": {
                     "200": {"description": "The live stream (Accept: NDJSON or SSE)", "headers": stream_headers,
                             "content": _stream_content()},
-                    "202": {**_json("Queued", "Queued"), "headers": stream_headers},
+                    "202": {**_json("Queued", "Queued"), "headers": stream_headers, "links": _LINKS},
                     **_errors(400, 401, 413, 415, 422, 429, 503),
                 }}},
             "/v1/streams/{stream_id}": {"get": {

@@ -84,6 +84,10 @@ def stream_events(stream_id: str):
         meta = s.store.meta(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    if after > int(meta["last_seq"]) and not StreamStatus(meta["status"]).is_terminal:
+        # No one has seen an event not yet written; and a cursor past the end
+        # would park this process's shared XREAD for the stream beyond it.
+        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
     if StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"]):
         # Nothing can follow the terminal event: answer at once instead of idling.
         return _stream_response(stream_id, after, fmt, body=iter([fmt.preamble]))

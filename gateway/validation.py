@@ -58,7 +58,7 @@ def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
     for i, message in enumerate(value):
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             raise _invalid(f"messages[{i}] must be an object with exactly role and content")
-        if message["role"] not in ROLES:
+        if not isinstance(message["role"], str) or message["role"] not in ROLES:
             raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}")
         if not isinstance(message["content"], str):
             raise _invalid(f"messages[{i}].content must be a string")

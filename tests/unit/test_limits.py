@@ -132,6 +132,9 @@ def test_inputs_within_the_rules_are_accepted(make_client, body, config):
     ({"data": "{}", "content_type": "text/plain"}, 415, "unsupported_media_type"),
     ({"data": "x" * 3000, "content_type": "application/json"}, 413, "payload_too_large"),
     ({"json": {"messages": []}}, 422, "invalid_request"),
+    # Found by the schemathesis run: an unhashable role was a 500.
+    ({"json": {"messages": [{"role": {}, "content": ""}]}}, 422, "invalid_request"),
+    ({"json": {"messages": [{"role": ["user"], "content": ""}]}}, 422, "invalid_request"),
 ])
 def test_existing_body_rules(make_client, kwargs, status, code):
     response = make_client(max_body_bytes=2000).post("/v1/streams", headers=AUTH, **kwargs)
