@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import redis
-from flask import Flask, g, request
+from flask import Flask, current_app, g, request
 from itsdangerous import Signer
 
 from gateway.errors import ApiError
@@ -125,8 +125,6 @@ class Access:
 
 def access() -> Access:
     """The current app's Access."""
-    from flask import current_app
-
     return current_app.extensions["spool.access"]
 
 

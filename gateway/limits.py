@@ -24,7 +24,7 @@ import redis
 from flask import Flask, g, request
 
 from gateway.auth import API_PREFIX
-from gateway.errors import ApiError
+from gateway.errors import ApiError, error_response
 from gateway.services import services
 from spool.events import StreamStatus
 
@@ -64,8 +64,6 @@ def register_limits(app: Flask) -> None:
 
     @app.errorhandler(TooManyRequests)
     def _limited(exc: TooManyRequests):
-        from gateway.errors import error_response
-
         response = error_response(exc.status, exc.code, exc.message)
         response.headers["Retry-After"] = str(exc.retry_after)
         return response
