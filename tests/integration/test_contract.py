@@ -51,7 +51,8 @@ def test_live_gateway_matches_its_openapi_document(stack_factory, tmp_path):
         "--no-color",
         "--report", "junit", "--report-junit-path", str(report),
     ]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=BUDGET_SECONDS)
+    # cwd: schemathesis keeps a crash cache in ./.schemathesis.
+    result = subprocess.run(command, capture_output=True, text=True, timeout=BUDGET_SECONDS, cwd=tmp_path)
     output = result.stdout + result.stderr
     (tmp_path / "schemathesis.txt").write_text(output)
     assert result.returncode == 0, output[-6000:] + "\n" + stack.logs()
