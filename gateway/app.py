@@ -9,9 +9,13 @@ from typing import Any
 import redis
 from flask import Flask
 
+from gateway.auth import Access, register_auth
+from gateway.cors import register_cors
 from gateway.errors import register_error_handlers
 from gateway.openai_routes import openai_api
 from gateway.ops_routes import ops, register_request_ids
+from gateway.limits import register_limits
+from gateway.openapi import register_openapi
 from gateway.routes import api
 from gateway.services import Services
 from gateway.static import register_static
@@ -32,6 +36,11 @@ def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.R
     app.extensions["spool"] = Services.build(settings, redis_client)
     register_error_handlers(app)
     register_request_ids(app)
+    # Auth first: the rate limit counts per authenticated client.
+    register_auth(app, Access.build(settings, app.extensions["spool"].redis))
+    register_limits(app)
+    register_cors(app, settings.cors_origins)
+    register_openapi(app, settings)
     app.register_blueprint(api)
     app.register_blueprint(openai_api)
     app.register_blueprint(ops)

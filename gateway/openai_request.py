@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ApiError
-from gateway.validation import validate_chat
+from gateway.validation import allowed_models, validate_chat
 from spool.settings import Settings
 
 
@@ -59,15 +59,17 @@ def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest
     unknown = sorted(set(body) - {"messages", "model", "temperature", "max_tokens"})
     if unknown:
         raise _invalid(f"unsupported parameter: {unknown[0]}", unknown[0])
+    # Like the native route, only an explicit SPOOL_MODELS restricts the model;
+    # OpenAI answers an unknown one with 404, not a validation error.
+    allowed = allowed_models(settings)
+    if allowed and isinstance(body.get("model"), str) and body["model"] not in allowed:
+        error = ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist")
+        error.param = "model"  # type: ignore[attr-defined]
+        raise error
     try:
         chat = validate_chat(body, settings)
     except ApiError as exc:
         raise _invalid(exc.message, exc.message.split(" ", 1)[0]) from None
-    # Like the native route, only an explicit SPOOL_MODELS restricts the model.
-    if settings.models and chat["model"] not in settings.model_ids:
-        error = ApiError(404, "model_not_found", f"the model {chat['model']!r} does not exist")
-        error.param = "model"  # type: ignore[attr-defined]
-        raise error
     return CompletionRequest(chat, stream, include_usage)
 
 

@@ -8,7 +8,9 @@ from collections.abc import Callable, Iterator
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from gateway import metrics
+from gateway.auth import access, may_access
 from gateway.errors import ApiError
+from gateway.limits import admit_stream
 from gateway.openai_routes import openai_events_response
 from gateway.services import Services, services
 from gateway.validation import parse_chat_request
@@ -47,16 +49,22 @@ def create_stream():
             return _created_response(existing, fmt, replayed=True)
     bind(stream_id=stream_id)
     try:
-        s.store.create(stream_id, {**chat, "request_id": g.get("request_id")})
+        admit_stream(stream_id)
+        s.store.create(stream_id, {**chat, "request_id": g.get("request_id")}, owner=g.spool_owner)
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:
         s.store.delete(stream_id)
         if idempotency_key is not None:
-            idempotency.release(s.redis, s.store.keys, idempotency_key)
+            idempotency.release(s.redis, s.store.keys, _scoped(idempotency_key))
         raise
     metrics.STREAMS_CREATED.labels("spool").inc()
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     return _created_response(stream_id, fmt)
+
+
+def _scoped(idempotency_key: str) -> str:
+    """The key as stored: per API key, so one client cannot replay another's stream."""
+    return f"{g.spool_owner or ''}\n{idempotency_key}"
 
 
 def _bind_idempotency_key(key: str, stream_id: str, chat: dict) -> str | None:
@@ -65,7 +73,7 @@ def _bind_idempotency_key(key: str, stream_id: str, chat: dict) -> str | None:
     if not idempotency.is_valid_key(key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
     print_ = idempotency.fingerprint(chat)
-    bound = idempotency.claim(s.redis, s.store.keys, key, stream_id, print_, s.settings.stream_ttl)
+    bound = idempotency.claim(s.redis, s.store.keys, _scoped(key), stream_id, print_, s.settings.stream_ttl)
     if bound is None:
         return None
     existing, existing_print = bound
@@ -75,27 +83,26 @@ def _bind_idempotency_key(key: str, stream_id: str, chat: dict) -> str | None:
 
 
 def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool = False) -> Response:
-    """The answer to a POST: the live stream, or 202 with the stream's URLs."""
+    """The answer to a POST: the live stream, or 202 with the stream's URLs;
+    both with the stream's read token."""
+    token = access().read_token(stream_id)
     if fmt is not None:
         response = _stream_response(stream_id, 0, fmt)
     else:
         status = services().store.meta(stream_id)["status"] if replayed else "queued"
-        response = _accepted(stream_id, status)
+        response = jsonify(
+            read_token=token,
+            id=stream_id,
+            status=status,
+            url=url_for("api.get_stream", stream_id=stream_id),
+            events_url=url_for("api.stream_events", stream_id=stream_id),
+            cancel_url=url_for("api.cancel_stream", stream_id=stream_id),
+        )
+        response.status_code = 202
+        response.headers["X-Stream-Id"] = stream_id
+    response.headers["X-Stream-Token"] = token
     if replayed:
         response.headers["Idempotent-Replayed"] = "true"
-    return response
-
-
-def _accepted(stream_id: str, status: str) -> Response:
-    response = jsonify(
-        id=stream_id,
-        status=status,
-        url=url_for("api.get_stream", stream_id=stream_id),
-        events_url=url_for("api.stream_events", stream_id=stream_id),
-        cancel_url=url_for("api.cancel_stream", stream_id=stream_id),
-    )
-    response.status_code = 202
-    response.headers["X-Stream-Id"] = stream_id
     return response
 
 
@@ -121,6 +128,10 @@ def stream_events(stream_id: str):
         meta = s.store.meta(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    if after > int(meta["last_seq"]) and not StreamStatus(meta["status"]).is_terminal:
+        # No one has seen an event not yet written; and a cursor past the end
+        # would park this process's shared XREAD for the stream beyond it.
+        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
     if fmt is WireFormat.OPENAI:
         return openai_events_response(stream_id, after, meta)
     if StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"]):
@@ -204,7 +215,9 @@ def _resume_point() -> int:
 
 
 def _checked(stream_id: str) -> str:
-    if not is_stream_id(stream_id):
+    # The format check comes before any Redis key is built from the id; another
+    # key's stream answers 404 too, so ids cannot be probed.
+    if not is_stream_id(stream_id) or not may_access(stream_id):
         raise _not_found(stream_id)
     return stream_id
 

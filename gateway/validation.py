@@ -47,8 +47,12 @@ def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
     unknown = set(body) - {"messages", "model", "temperature", "max_tokens"}
     if unknown:
         raise _invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
+    messages = _messages(body.get("messages"), settings)
+    total = sum(len(m["content"]) for m in messages)
+    if settings.max_input_chars and total > settings.max_input_chars:
+        raise _invalid(f"messages hold {total} characters; at most {settings.max_input_chars}")
     return {
-        "messages": _messages(body.get("messages"), settings),
+        "messages": messages,
         "model": _model(body.get("model"), settings),
         "temperature": _temperature(body.get("temperature")),
         "max_tokens": _max_tokens(body.get("max_tokens"), settings),
@@ -64,7 +68,7 @@ def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
     for i, message in enumerate(value):
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             raise _invalid(f"messages[{i}] must be an object with exactly role and content")
-        if message["role"] not in ROLES:
+        if not isinstance(message["role"], str) or message["role"] not in ROLES:
             raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}")
         if not isinstance(message["content"], str):
             raise _invalid(f"messages[{i}].content must be a string")
@@ -77,7 +81,15 @@ def _model(value: Any, settings: Settings) -> str:
         return settings.default_model
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
         raise _invalid("model must be a non-empty string")
+    allowed = allowed_models(settings)
+    if allowed and value not in allowed:
+        raise _invalid(f"model must be one of {', '.join(sorted(allowed))}")
     return value
+
+
+def allowed_models(settings: Settings) -> frozenset[str]:
+    """SPOOL_MODELS plus the default model; empty when any model is allowed."""
+    return frozenset([*settings.model_ids, settings.default_model]) if settings.models else frozenset()
 
 
 def _temperature(value: Any) -> float | None:

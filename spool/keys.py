@@ -37,6 +37,19 @@ class Keys:
         """The hash holding status, request and summary fields."""
         return f"{self.prefix}:{{{stream_id}}}:meta"
 
+    def rate_window(self, subject: str, window: int) -> str:
+        """The request counter of one client (key owner or IP) in one minute window."""
+        return f"{self.prefix}:rate:{{{subject}}}:{window}"
+
+    def live_streams(self, subject: str) -> str:
+        """The sorted set of one client's streams that may still be live."""
+        return f"{self.prefix}:live:{{{subject}}}"
+
+    @property
+    def generated_secret(self) -> str:
+        """The read-token secret generated when SPOOL_SECRET_KEY is unset (dev)."""
+        return f"{self.prefix}:secret"
+
     @property
     def leases(self) -> str:
         """Sorted set of running stream ids by lease expiry (ms): where lost

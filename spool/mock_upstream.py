@@ -109,6 +109,12 @@ def create_app(config: MockConfig) -> Flask:
         if fault == "mock-error":
             record.finished = True
             return _error(500, "server_error", "mock failure")
+        if model == "mock-auth":
+            # Like the real API, echo the refused key in the body: the worker
+            # must summarise it away (tests/integration/test_secrets.py).
+            record.finished = True
+            key = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            return _error(401, "invalid_api_key", f"Incorrect API key provided: {key}")
         if fault == "mock-429":
             record.finished = True
             response = _error(429, "rate_limit_exceeded", "mock rate limit")

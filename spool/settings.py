@@ -21,7 +21,7 @@ class Settings:
     key_prefix: str = "spool"
     queue: str = "spool"
     default_model: str = "gpt-4o-mini"
-    models: str = ""  # comma-separated model ids clients may ask for; empty: default_model only
+    models: str = ""  # comma-separated model ids clients may ask for; empty: any (listed: default_model)
     stream_ttl: int = 86_400  # seconds a stream is kept after its last write
     heartbeat_interval: float = 15.0  # seconds of silence before a heartbeat line
     coalesce_ms: float = 20.0  # delta writes to Redis at most this often
@@ -39,6 +39,15 @@ class Settings:
     max_messages: int = 500
     max_tokens_cap: int = 32_768
     static_dir: str = ""  # when set, the gateway serves it at "/"
+    # Access and limits (docs/security.md). Lists are comma-separated; 0 is "no limit".
+    api_keys: str = ""  # empty (and no file): the /v1 routes are open
+    api_keys_file: str = ""  # one key per line
+    secret_key: str = ""  # signs stream read tokens; empty: generated and kept in Redis
+    cors_origins: str = ""
+    max_input_chars: int = 0
+    rate_limit_per_minute: int = 0
+    max_concurrent_streams: int = 0
+    max_queue_depth: int = 0
 
     @property
     def model_ids(self) -> list[str]:

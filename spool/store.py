@@ -179,11 +179,13 @@ class StreamStore:
         self._renew = client.register_script(_RENEW)
         self._reclaim = client.register_script(_RECLAIM)
 
-    def create(self, stream_id: str, request: dict[str, Any]) -> None:
-        """Record a new queued stream with the request it answers."""
+    def create(self, stream_id: str, request: dict[str, Any], owner: str = "") -> None:
+        """Record a new queued stream with the request it answers and, when the
+        gateway requires API keys, the hash naming the key that owns it."""
         meta = self.keys.meta(stream_id)
         with self.redis.pipeline() as pipe:
             pipe.hset(meta, mapping={
+                **({"owner": owner} if owner else {}),
                 "status": StreamStatus.QUEUED.value,
                 "model": request["model"],
                 "created_at": repr(time.time()),

@@ -211,6 +211,9 @@ def events(
             for entry_id, fields in batch:
                 event = stored_event(entry_id, fields)
                 if event.seq < next_seq:
+                    if event.is_terminal:
+                        # The cursor was past the end: nothing more will come.
+                        return
                     continue
                 yield event
                 next_seq = event.seq + 1

@@ -79,11 +79,12 @@ def read(response: requests.Response, *, stop_after: int | None = None, sse: boo
     return received
 
 
-def post_stream(base_url: str, body: dict[str, Any], *, sse: bool = False, **kwargs: Any) -> requests.Response:
+def post_stream(base_url: str, body: dict[str, Any], *, sse: bool = False, headers: dict[str, str] | None = None,
+                **kwargs: Any) -> requests.Response:
     """POST /v1/streams asking for a live NDJSON (or SSE) response."""
     accept = "text/event-stream" if sse else "application/x-ndjson"
-    return requests.post(f"{base_url}/v1/streams", json=body, headers={"Accept": accept}, stream=True,
-                         timeout=30, **kwargs)
+    return requests.post(f"{base_url}/v1/streams", json=body, headers={"Accept": accept, **(headers or {})},
+                         stream=True, timeout=30, **kwargs)
 
 
 def get_events(base_url: str, stream_id: str, *, after: int | None = None, last_event_id: int | None = None,

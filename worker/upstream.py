@@ -61,7 +61,10 @@ class Upstream:
         try:
             return UpstreamCall(self._client.chat.completions.create(**params))
         except Exception as exc:
-            raise upstream_error(exc) from exc
+            # `from None`: the SDK's exception text holds the upstream's body,
+            # which may echo the API key; tracebacks (logs, RQ's job record)
+            # must show only the summary.
+            raise upstream_error(exc) from None
 
 
 class UpstreamCall:
@@ -82,7 +85,7 @@ class UpstreamCall:
                 choice = chunk.choices[0]
                 yield Piece(choice.delta.content or "" if choice.delta else "", choice.finish_reason, usage)
         except Exception as exc:
-            raise upstream_error(exc) from exc
+            raise upstream_error(exc) from None  # see Upstream.open
 
     def close(self) -> None:
         """Close the HTTP response, which ends the upstream generation."""

@@ -1,0 +1,85 @@
+"""CORS allowlist (gateway/cors.py) and the page's security headers (gateway/static.py)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import fakeredis
+import pytest
+
+from gateway import create_app
+from gateway.static import CONTENT_SECURITY_POLICY
+
+ALLOWED = "https://chat.example.com"
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def make_client(prefix):
+    apps = []
+
+    def make(**config):
+        app = create_app({"key_prefix": prefix, "queue": prefix, **config}, redis_client=fakeredis.FakeRedis())
+        apps.append(app)
+        return app.test_client()
+
+    yield make
+    for app in apps:
+        app.extensions["spool"].hub.stop()
+
+
+def preflight(client, origin: str):
+    return client.options("/v1/streams", headers={
+        "Origin": origin, "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization, content-type"})
+
+
+def test_preflight_from_an_allowed_origin_passes_without_a_key(make_client):
+    client = make_client(cors_origins=f"{ALLOWED}/, https://other.example", api_keys="k", secret_key="x")
+    response = preflight(client, ALLOWED)
+    assert response.status_code == 200
+    assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "POST" in response.headers["Access-Control-Allow-Methods"]
+    assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
+    actual = client.get("/v1/streams/" + "A" * 22, headers={"Origin": ALLOWED, "Authorization": "Bearer k"})
+    assert actual.status_code == 404
+    assert actual.headers["Access-Control-Allow-Origin"] == ALLOWED
+    assert "X-Stream-Id" in actual.headers["Access-Control-Expose-Headers"]
+    assert "X-Stream-Token" in actual.headers["Access-Control-Expose-Headers"]
+
+
+def test_other_origins_get_no_cors_headers(make_client):
+    client = make_client(cors_origins=ALLOWED)
+    response = preflight(client, "https://evil.example")
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_no_cors_by_default(make_client):
+    response = preflight(make_client(), ALLOWED)
+    assert "Access-Control-Allow-Origin" not in response.headers
+
+
+def test_the_page_carries_the_csp(make_client, tmp_path):
+    (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
+    client = make_client(static_dir=str(tmp_path))
+    for path in ["/", "/some/page/state"]:
+        response = client.get(path)
+        assert response.status_code == 200
+        assert response.headers["Content-Security-Policy"] == CONTENT_SECURITY_POLICY
+        assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert "script-src 'self'" in CONTENT_SECURITY_POLICY and "unsafe-inline" not in CONTENT_SECURITY_POLICY
+
+
+def test_docs_carry_the_same_csp():
+    assert CONTENT_SECURITY_POLICY in (ROOT / "docs" / "security.md").read_text()
+
+
+def test_built_frontend_has_no_inline_script_or_style():
+    index = ROOT / "frontend" / "dist" / "index.html"
+    if not index.exists():
+        pytest.skip("frontend not built (make frontend)")
+    html = index.read_text()
+    scripts = re.findall(r"<script([^>]*)>(.*?)</script>", html, re.S)
+    assert scripts and all('src="/' in attrs and not body.strip() for attrs, body in scripts)
+    assert "<style" not in html and " style=" not in html
