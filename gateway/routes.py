@@ -49,8 +49,10 @@ def create_stream():
             return _created_response(existing, fmt, replayed=True)
     bind(stream_id=stream_id)
     try:
-        admit_stream(stream_id)
+        # Created before admission: a concurrent admission prunes live-set
+        # members without metadata as ended, and would then admit too many.
         s.store.create(stream_id, {**chat, "request_id": g.get("request_id")}, owner=g.spool_owner)
+        admit_stream(stream_id)
         enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
     except Exception:
         s.store.delete(stream_id)
