@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
+
+from gateway.static import PAGE_HEADERS
 import requests
 
 from spool.decoders import NDJSONDecoder
@@ -243,6 +245,7 @@ def test_frontend_is_served_with_index_fallback(lonely_nginx):
         page = requests.get(lonely_nginx.url + path, timeout=5)
         assert page.status_code == 200 and "spool test page" in page.text
         assert page.headers["Cache-Control"] == "no-cache"
+        assert {k: page.headers[k] for k in PAGE_HEADERS} == PAGE_HEADERS
     assert requests.get(lonely_nginx.url + "/assets/missing.js", timeout=5).status_code == 404
 
 
