@@ -15,10 +15,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-
-from gateway.static import PAGE_HEADERS
 import requests
 
+from gateway.static import PAGE_HEADERS
 from spool.decoders import NDJSONDecoder
 from spool.mock_upstream import expected_text
 from tests.client import chat, get_events, post_stream, read
