@@ -19,7 +19,8 @@ HUB_BLOCK_SECONDS = 5
 
 @dataclass(frozen=True)
 class Services:
-    """The gateway's clients: one Redis pool, the RQ queue, the tail hub."""
+    """The gateway's clients: the streams' Redis pool (`redis`), the RQ queue
+    (on the queue's Redis, often the same), the tail hub."""
 
     settings: Settings
     redis: redis.Redis
@@ -30,16 +31,18 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Services:
         if client is None:
-            client = connect(settings.redis_url)
-            blocking = lambda: connect_blocking(settings.redis_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
+            client = connect(settings.streams_url)
+            queue_client = client if settings.streams_url == settings.redis_url else connect(settings.redis_url)
+            blocking = lambda: connect_blocking(settings.streams_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
         else:
+            queue_client = client
             blocking = lambda: client  # noqa: E731  (fakeredis: one in-process server)
         keys = Keys(settings.key_prefix)
         return cls(
             settings=settings,
             redis=client,
             store=StreamStore(client, keys, settings.stream_ttl),
-            queue=Queue(settings.queue, connection=client),
+            queue=Queue(settings.queue, connection=queue_client),
             hub=TailHub(client, blocking, f"{settings.key_prefix}:gateway-wake", HUB_BLOCK_SECONDS * 1000),
         )
 
