@@ -6,7 +6,8 @@ import threading
 
 from spool.events import EventType
 from spool.keys import new_stream_id
-from spool.tail import events, wait_for_end
+from spool.tail import TailHub, events, wait_for_end
+from spool.wire import seq_of
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 
@@ -89,3 +90,38 @@ def test_wait_for_end_reports_the_terminal_type_or_times_out(store, hub):
     assert wait_for_end(store, hub, sid, 1, timeout=0.1) is None
     threading.Timer(0.05, finish, args=(store, sid, 2)).start()
     assert wait_for_end(store, hub, sid, 1, timeout=5) == b"done"
+
+
+class GatedClient:
+    """A blocking client whose XREADs wait until the test opens the gate."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+
+    def xread(self, streams, block):
+        self.gate.wait()
+        return self.inner.xread(streams, block=block)
+
+    def close(self) -> None:
+        self.gate.set()
+
+
+def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, prefix):
+    # Found by the benchmark's resume phase: a client dropped after seq 4 while
+    # the hub's read for its old response (cursor 0-6) was in flight; the
+    # resumed follower (after 4) must get 5 and 6, not jump to 7.
+    sid = started(store)
+    deltas(store, sid, 2, ["a", "b", "c", "d", "e"])
+    client = GatedClient(store.redis)
+    hub = TailHub(store.redis, lambda: client, f"{prefix}:wake", block_ms=200)
+    key = store.keys.events(sid).encode()
+    try:
+        sub = hub.subscribe(key.decode(), 4)
+        stale = [(key, [(b"0-7", {b"t": b"delta", b"d": b'{"text":"f"}'})])]
+        hub._dispatch(stale, {key: b"0-6"})
+        assert sub.inbox.empty()
+        client.gate.set()
+        assert [seq_of(entry_id) for entry_id, _ in sub.inbox.get(timeout=10)] == [5, 6]
+    finally:
+        hub.stop()
