@@ -117,9 +117,10 @@ async def one_stream(session: aiohttp.ClientSession, target: Target, prompt: str
 
 
 async def resumed_stream(session: aiohttp.ClientSession, gateway: str, prompt: str, tokens: int,
-                         drops: int, rng: random.Random) -> StreamResult:
-    """A spool stream whose client drops `drops` times at random and resumes
-    with ?after=<last seq> after a random offline pause."""
+                         drops: int, rng: random.Random, drop_within: int = 25) -> StreamResult:
+    """A spool stream whose client drops `drops` times, each within
+    `drop_within` events, and resumes with ?after=<last seq> after a random
+    offline pause."""
     result = StreamResult()
     text: list[str] = []
     last_seq = 0
@@ -127,7 +128,7 @@ async def resumed_stream(session: aiohttp.ClientSession, gateway: str, prompt: s
     start = time.perf_counter()
     try:
         for attempt in range(drops + 1):
-            drop_after = rng.randint(1, 25) if attempt < drops else None
+            drop_after = rng.randint(1, drop_within) if attempt < drops else None
             if stream_id is None:
                 request = session.post(gateway + "/v1/streams", json=chat_body(prompt, None),
                                        headers={"Accept": "application/x-ndjson"})
@@ -167,7 +168,7 @@ async def resumed_stream(session: aiohttp.ClientSession, gateway: str, prompt: s
 
 async def run_streams(target: Target, concurrency: int, *, tokens: int, label: str, ramp: float = 0.0,
                       rounds: int = 1, max_tokens: int | None = None, drops: int = 0,
-                      seed: int = 1) -> list[StreamResult]:
+                      drop_within: int = 25, seed: int = 1) -> list[StreamResult]:
     """`concurrency` clients, started evenly over `ramp` seconds, each running
     `rounds` streams back to back (with `drops` random drops each, spool only)."""
     rng = random.Random(seed)
@@ -180,7 +181,7 @@ async def run_streams(target: Target, concurrency: int, *, tokens: int, label: s
             for r in range(rounds):
                 prompt = f"{label} client {i} round {r}"
                 if drops:
-                    out.append(await resumed_stream(session, target.url, prompt, tokens, drops, rng))
+                    out.append(await resumed_stream(session, target.url, prompt, tokens, drops, rng, drop_within))
                 else:
                     out.append(await one_stream(session, target, prompt, tokens, max_tokens))
             return out
