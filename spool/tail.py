@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 HUB_FAILED = object()
 
 # The pause between two reads that returned entries: per followed stream, and at most.
-BATCH_WAIT_PER_STREAM = 5e-6
+BATCH_WAIT_PER_STREAM = 50e-6
 BATCH_WAIT_MAX = 0.010
 
 
