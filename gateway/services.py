@@ -15,6 +15,9 @@ from spool.store import StreamStore
 from spool.tail import TailHub
 
 HUB_BLOCK_SECONDS = 5
+# Gateway commands are short; a few pooled connections serve thousands of
+# clients (they wait for a free one), keeping Redis' connection count fixed.
+POOL_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
@@ -31,8 +34,9 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Services:
         if client is None:
-            client = connect(settings.streams_url)
-            queue_client = client if settings.streams_url == settings.redis_url else connect(settings.redis_url)
+            client = connect(settings.streams_url, max_connections=POOL_CONNECTIONS)
+            queue_client = (client if settings.streams_url == settings.redis_url
+                            else connect(settings.redis_url, max_connections=POOL_CONNECTIONS))
             blocking = lambda: connect_blocking(settings.streams_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
         else:
             queue_client = client

@@ -34,7 +34,7 @@ def run_worker(settings: Settings, *, concurrency: int, burst: bool = False, nam
     ctx = GenerationContext(
         settings=settings,
         store=StreamStore(streams, keys, settings.stream_ttl),
-        upstream=Upstream(settings),
+        upstream=Upstream(settings, connections=concurrency),
         generations=generations,
         flusher=flusher,
     )

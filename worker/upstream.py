@@ -30,7 +30,9 @@ CONNECT_TIMEOUT = 10.0
 class Upstream:
     """A client for chat completions that yields Pieces."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, connections: int = 64) -> None:
+        """`connections`: how many calls may be open at once (the worker's
+        concurrency); each keeps its HTTP connection alive for the next."""
         if not settings.openai_api_key:
             log.warning("OPENAI_API_KEY is empty; the upstream may refuse requests")
         self._client = openai.OpenAI(
@@ -39,6 +41,11 @@ class Upstream:
             max_retries=settings.upstream_max_retries,
             # The read timeout bounds the silence between two chunks: a stall.
             timeout=openai.Timeout(settings.upstream_timeout, connect=CONNECT_TIMEOUT),
+            # The SDK's default pool (1,000 connections, 100 kept alive) would
+            # stall a worker running more, and reconnect for most answers.
+            http_client=openai.DefaultHttpxClient(
+                limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
+            ),
         )
 
     def open(self, request: dict[str, Any]) -> UpstreamCall:
