@@ -54,13 +54,15 @@ class PhaseCost:
     roles: dict[str, Cost] = field(default_factory=dict)
     commands: dict[str, int] = field(default_factory=dict)
     redis_memory_delta: int = 0
+    running_peak: int = 0  # generations running at once, all workers together
 
 
 class Meter:
     """Measures a phase: `with Meter(procs, redis_client, port) as meter: ...`."""
 
-    def __init__(self, procs: list[Proc], client: redis.Redis, redis_port: int) -> None:
+    def __init__(self, procs: list[Proc], client: redis.Redis, redis_port: int, started_key: str = "") -> None:
         self._procs = procs
+        self._started_key = started_key  # RQ's StartedJobRegistry: the running generations
         self._redis = client
         self._port = redis_port
         self._stop = threading.Event()
@@ -87,8 +89,8 @@ class Meter:
         self.cost.roles["loadgen"] = Cost(cpu=(t.user + t.system) - (self._self0.user + self._self0.system))
         stats1 = self._commandstats()
         self.cost.commands = {k: v - self._stats0.get(k, 0) for k, v in stats1.items() if v - self._stats0.get(k, 0) > 0}
-        # INFO and CLIENT calls are the meter's own.
-        for own in ("info", "client|list"):
+        # INFO and ZCARD calls are the meter's own.
+        for own in ("info", "zcard"):
             self.cost.commands.pop(own, None)
         self.cost.redis_memory_delta = self._redis.info("memory")["used_memory"] - self._mem0
 
@@ -101,6 +103,9 @@ class Meter:
 
     def _sample(self) -> None:
         while not self._stop.wait(SAMPLE_SECONDS):
+            if self._started_key:
+                running = self._redis.zcard(self._started_key)
+                self.cost.running_peak = max(self.cost.running_peak, running)
             for p in self._procs:
                 cost = self.cost.roles[p.role]
                 try:

@@ -103,6 +103,8 @@ def details(rows: list[Row]) -> str:
                 f"≤ {gw.redis_connections_peak}; Redis {total_cmds / tokens:.2f} commands/token "
                 f"({', '.join(f'{k} {v / tokens:.2f}' for k, v in top)}), "
                 f"Redis memory +{r.cost.redis_memory_delta / tokens:.0f} B/token")
+        workers = [role for role in r.cost.roles if role.startswith("worker")]
+        line += f"; {r.cost.running_peak} generations running at peak on {len(workers)} worker process(es)"
         if r.resumes:
             line += f"; resume p50 {r.resume_p50_ms:.1f} ms, p99 {r.resume_p99_ms:.1f} ms over {r.resumes} resumes"
         if r.errors:

@@ -30,7 +30,7 @@ class Options:
 
 def phase(s: bench_stack.BenchStack, name: str, target: str, concurrency: int, tokens: int, **kwargs) -> Row:
     """Run one target at one concurrency and measure it."""
-    with Meter(s.procs, s.redis, s.redis_port) as meter:
+    with Meter(s.procs, s.redis, s.redis_port, s.started_key) as meter:
         started = time.perf_counter()
         results = asyncio.run(run_streams(s.targets[target], concurrency, tokens=tokens,
                                           label=f"{name}-{target}-{concurrency}", **kwargs))
@@ -82,6 +82,8 @@ def knees(rows: list[Row]) -> str:
     levels = sorted({r.streams for r in rows if r.phase.startswith("scale-")})
     out = []
     for target in ("spool", "direct"):
+        if not any(r.target == target for r in rows):
+            continue
         best = None
         for level in levels:
             mine = next((r for r in rows if r.streams == level and r.target == target), None)

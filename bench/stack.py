@@ -10,6 +10,7 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import redis
+from rq.registry import StartedJobRegistry
 
 from bench.procs import Fleet, Proc, free_port, http_ok
 from bench.load import Target
@@ -23,6 +24,7 @@ class BenchStack:
     redis_port: int
     targets: dict[str, Target]
     procs: list[Proc]  # the measured ones
+    started_key: str  # RQ's registry of running generations
 
 
 def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int, workers: int,
@@ -67,4 +69,5 @@ def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int
             "spool": Target("spool", f"http://127.0.0.1:{gateway_port}"),
         },
         procs=[gateway, *worker_procs, redis_proc, mock, direct],
+        started_key=StartedJobRegistry(prefix, connection=client).key,
     )
