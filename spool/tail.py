@@ -39,7 +39,7 @@ HUB_FAILED = object()
 
 # The pause between two reads that returned entries: per followed stream, and at most.
 BATCH_WAIT_PER_STREAM = 50e-6
-BATCH_WAIT_MAX = 0.010
+BATCH_WAIT_MAX = 0.025
 
 
 @dataclass(eq=False)
