@@ -8,6 +8,7 @@ A target is spool (POST /v1/streams, NDJSON), the direct proxy (POST
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import time
@@ -94,22 +95,24 @@ async def one_stream(session: aiohttp.ClientSession, target: Target, prompt: str
     text: list[str] = []
     start = last = time.perf_counter()
     try:
-        async for piece, terminal in _pieces(session, target, prompt, max_tokens):
-            now = time.perf_counter()
-            if piece:
-                if result.ttft is None:
-                    result.ttft = now - start
-                else:
-                    result.gaps.append(now - last)
-                last = now
-                text.append(piece)
-            if terminal:
-                result.total = now - start
-                if terminal != "done":
-                    result.error = terminal
-                break
-        else:
-            result.error = "ended without a terminal event"
+        # aclosing: leaving the loop at the terminal event closes the response at once.
+        async with contextlib.aclosing(_pieces(session, target, prompt, max_tokens)) as pieces:
+            async for piece, terminal in pieces:
+                now = time.perf_counter()
+                if piece:
+                    if result.ttft is None:
+                        result.ttft = now - start
+                    else:
+                        result.gaps.append(now - last)
+                    last = now
+                    text.append(piece)
+                if terminal:
+                    result.total = now - start
+                    if terminal != "done":
+                        result.error = terminal
+                    break
+            else:
+                result.error = "ended without a terminal event"
     except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
         result.error = f"{type(exc).__name__}: {exc}"
     result.exact = result.error is None and "".join(text) == expected_text(prompt, tokens)
