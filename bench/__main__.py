@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 
 from bench.report import details, table
@@ -24,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds over which clients start")
     parser.add_argument("--targets", default="mock,direct,spool")
     args = parser.parse_args(argv)
+    # SIGTERM as an exception, so the Fleet stops every process it started.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     opts = Options(
         clients=args.clients, ttft_rounds=args.ttft_rounds,
         levels=tuple(int(x) for x in args.levels.split(",")), workers=args.workers,
