@@ -15,11 +15,15 @@ from spool.store import StreamStore
 from spool.tail import TailHub
 
 HUB_BLOCK_SECONDS = 5
+# Gateway commands are short; a few pooled connections serve thousands of
+# clients (they wait for a free one), keeping Redis' connection count fixed.
+POOL_CONNECTIONS = 8
 
 
 @dataclass(frozen=True)
 class Services:
-    """The gateway's clients: one Redis pool, the RQ queue, the tail hub."""
+    """The gateway's clients: the streams' Redis pool (`redis`), the RQ queue
+    (on the queue's Redis, often the same), the tail hub."""
 
     settings: Settings
     redis: redis.Redis
@@ -30,16 +34,19 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Services:
         if client is None:
-            client = connect(settings.redis_url)
-            blocking = lambda: connect_blocking(settings.redis_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
+            client = connect(settings.streams_url, max_connections=POOL_CONNECTIONS)
+            queue_client = (client if settings.streams_url == settings.redis_url
+                            else connect(settings.redis_url, max_connections=POOL_CONNECTIONS))
+            blocking = lambda: connect_blocking(settings.streams_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
         else:
+            queue_client = client
             blocking = lambda: client  # noqa: E731  (fakeredis: one in-process server)
         keys = Keys(settings.key_prefix)
         return cls(
             settings=settings,
             redis=client,
             store=StreamStore(client, keys, settings.stream_ttl),
-            queue=Queue(settings.queue, connection=client),
+            queue=Queue(settings.queue, connection=queue_client),
             hub=TailHub(client, blocking, f"{settings.key_prefix}:gateway-wake", HUB_BLOCK_SECONDS * 1000),
         )
 

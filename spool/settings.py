@@ -16,6 +16,9 @@ class Settings:
     except the three that follow existing conventions (see `_ENV_NAMES`)."""
 
     redis_url: str = "redis://127.0.0.1:6379/0"
+    # Stream events and metadata may live on their own Redis (docs/scaling.md);
+    # empty: on redis_url with the queue.
+    streams_redis_url: str = ""
     openai_base_url: str = ""  # empty: the SDK's default (api.openai.com)
     openai_api_key: str = ""
     key_prefix: str = "spool"
@@ -54,6 +57,11 @@ class Settings:
         """The configured model ids (SPOOL_MODELS), or just the default model."""
         ids = [m.strip() for m in self.models.split(",") if m.strip()]
         return ids or [self.default_model]
+
+    @property
+    def streams_url(self) -> str:
+        """The Redis holding stream events and metadata."""
+        return self.streams_redis_url or self.redis_url
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: Any) -> Settings:

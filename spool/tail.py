@@ -7,6 +7,11 @@ of that stream. New followers wake the hub through a private "wake" stream
 that is part of every XREAD: an XADD there is seen even if it lands before
 the XREAD starts, so a wake-up is never lost.
 
+The cost of one XREAD grows with the number of keys it names, and a busy
+hub would re-send them all for every few entries. So after a read that
+returned at once, the hub waits a moment, longer the more streams it follows
+(at most BATCH_WAIT_MAX), and collects more entries per read.
+
 Written against `threading`; under gevent's monkey-patching the hub is a
 greenlet and the followers' queues are cooperative.
 """
@@ -32,6 +37,10 @@ log = logging.getLogger(__name__)
 # down: the follower ends its response (without a terminal event) so the
 # client resumes, perhaps on another gateway.
 HUB_STOPPED = object()
+
+# The pause between two reads that returned entries: per followed stream, and at most.
+BATCH_WAIT_PER_STREAM = 50e-6
+BATCH_WAIT_MAX = 0.025
 
 
 @dataclass(eq=False)
@@ -143,12 +152,16 @@ class TailHub:
                     self._stop_followers()
                     return
                 self._dispatch(reply, streams)
+                if reply:
+                    time.sleep(min(BATCH_WAIT_MAX, BATCH_WAIT_PER_STREAM * len(streams)))
         finally:
             conn.close()
 
-    def _dispatch(self, reply: list, read_from: dict[bytes, bytes]) -> None:
-        """Hand each stream's entries to its followers. `read_from` holds the
-        cursors the XREAD was issued with."""
+    def _dispatch(self, reply: list, read_at: dict[bytes, bytes]) -> None:
+        """Hand each stream's entries to its followers. `read_at` holds the
+        cursors the read used: a stream whose cursor changed meanwhile (its
+        last follower left and a new one joined at an earlier seq) is skipped,
+        or the newcomer would miss the entries between the two cursors."""
         with self._lock:
             for key, entries in reply:
                 last_id = entries[-1][0]
@@ -156,12 +169,7 @@ class TailHub:
                     self._wake_cursor = last_id
                     continue
                 subs = self._subs.get(key)
-                if not subs:
-                    continue
-                if self._cursors[key] != read_from[key]:
-                    # Everyone left and a follower rejoined from an earlier seq
-                    # while this read was in flight: its entries start too late
-                    # for the new cursor. The next read starts from the new one.
+                if not subs or self._cursors[key] != read_at.get(key):
                     continue
                 self._cursors[key] = last_id
                 for sub in subs:

@@ -28,22 +28,26 @@ def run_worker(
     """Run generations from the queue until stopped (or, in burst mode, until it is empty)."""
     # Generations interleave short commands; a few connections serve many of them.
     client = connect(settings.redis_url, max_connections=min(concurrency, 48) + 8)
+    # Stream writes and cancel requests go to the streams' Redis (the same one unless split).
+    streams = client if settings.streams_url == settings.redis_url else connect(
+        settings.streams_url, max_connections=min(concurrency, 48) + 8
+    )
     keys = Keys(settings.key_prefix)
     generations = Generations()
     flusher = Flusher(settings.coalesce_ms / 1000)
-    store = StreamStore(client, keys, settings.stream_ttl)
+    store = StreamStore(streams, keys, settings.stream_ttl)
     queue = Queue(settings.queue, connection=client)
     leases = LeaseKeeper(store, queue, settings.lease_seconds, settings.max_attempts)
     ctx = GenerationContext(
         settings=settings,
         store=store,
-        upstream=Upstream(settings),
+        upstream=Upstream(settings, connections=concurrency),
         generations=generations,
         flusher=flusher,
         leases=leases,
     )
     listener = CancelListener(
-        lambda: connect_blocking(settings.redis_url, block_seconds=1), keys.control_channel, generations
+        lambda: connect_blocking(settings.streams_url, block_seconds=1), keys.control_channel, generations
     )
 
     def hand_over(stream_id: str) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import queue
 import signal
 import sys
 import threading
@@ -33,6 +34,8 @@ log = logging.getLogger(__name__)
 DEQUEUE_STEP_SECONDS = 1
 MAX_BACKOFF_SECONDS = 5.0
 HEARTBEAT_SECONDS = 10
+# Threads dequeuing jobs at once (see dequeue_job_and_maintain_ttl).
+INTAKE_FETCHERS = 8
 
 
 class ConcurrentWorker(SimpleWorker):
@@ -56,9 +59,11 @@ class ConcurrentWorker(SimpleWorker):
         self._release = release
         self._hand_over = hand_over
         self._slots = threading.BoundedSemaphore(concurrency)
-        self._running: dict[str, tuple[Job, Execution, threading.Thread]] = {}
+        self._running: dict[str, tuple[Job, Execution | None, threading.Thread]] = {}
         self._running_lock = threading.Lock()
         self._last_beat = 0.0
+        self._fetched: queue.SimpleQueue = queue.SimpleQueue()
+        self._fetchers_alive = 0
         self._beats_stopped = threading.Event()
 
     @property
@@ -90,11 +95,59 @@ class ConcurrentWorker(SimpleWorker):
         threading.Thread(target=self._beat_running_jobs, name="spool-rq-heartbeat", daemon=True).start()
 
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None):
-        """Wait for a free slot, then for a job, in steps short enough to see a stop request."""
-        burst = timeout is None
+        """The next job, in steps short enough to see a stop request.
+
+        Outside burst mode, INTAKE_FETCHERS threads dequeue in parallel: under
+        load each Redis reply waits a turn of the event loop behind every
+        running generation, and one dequeue at a time would cap how fast
+        answers start. A job dequeued before a stop still runs."""
+        if timeout is None:
+            return self._dequeue(burst=True)
+        self._start_fetchers()
+        while True:
+            self._beat()
+            try:
+                result = self._fetched.get(timeout=DEQUEUE_STEP_SECONDS)
+            except queue.Empty:
+                with self._running_lock:
+                    idle = self._fetchers_alive == 0
+                if self._stop_requested and idle and self._fetched.empty():
+                    return None
+                continue
+            if isinstance(result, BaseException):
+                raise result
+            job, job_queue = result
+            log.info("job %s from %s", job.id, job_queue.name)
+            return result
+
+    def _start_fetchers(self) -> None:
+        with self._running_lock:
+            missing = INTAKE_FETCHERS - self._fetchers_alive
+            self._fetchers_alive += max(missing, 0)
+        for _ in range(missing):
+            threading.Thread(target=self._fetch_jobs, name="spool-rq-intake", daemon=True).start()
+
+    def _fetch_jobs(self) -> None:
+        try:
+            while not self._stop_requested:
+                try:
+                    result = self._dequeue(burst=False)
+                except BaseException as exc:  # the dequeue loop raises it, as RQ's own would
+                    self._fetched.put(exc)
+                    return
+                if result is not None:
+                    self._fetched.put(result)
+        finally:
+            with self._running_lock:
+                self._fetchers_alive -= 1
+
+    def _dequeue(self, *, burst: bool):
+        """Take a free slot and one job (None when stopping, or in burst mode
+        when the queues are empty); the slot is kept only with a job."""
         backoff = 0.5
         while not self._stop_requested:
-            self._beat()
+            if burst:  # else the fetchers run this, and the dequeue loop beats
+                self._beat()
             if not self._slots.acquire(timeout=DEQUEUE_STEP_SECONDS):
                 continue
             try:
@@ -124,22 +177,25 @@ class ConcurrentWorker(SimpleWorker):
                 if burst:
                     return None
                 continue
-            job, queue = result
-            backoff = 0.5
-            log.info("job %s from %s", job.id, queue.name)
             return result
         return None
 
     def execute_job(self, job: Job, queue: Queue) -> None:
-        """Start the job in its own thread and return at once."""
-        execution = self.prepare_execution(job)
-        thread = threading.Thread(target=self._perform, args=(job, queue, execution), name=f"job-{job.id}", daemon=True)
+        """Start the job in its own thread and return at once.
+
+        Everything but the dequeue happens in the job's thread: under load the
+        dequeue loop waits a full turn of the event loop for each Redis reply,
+        so each round trip taken out of it raises the rate at which answers start."""
+        thread = threading.Thread(target=self._perform, args=(job, queue), name=f"job-{job.id}", daemon=True)
         with self._running_lock:
-            self._running[job.id] = (job, execution, thread)
+            self._running[job.id] = (job, None, thread)
         thread.start()
 
-    def _perform(self, job: Job, queue: Queue, execution: Execution) -> None:
+    def _perform(self, job: Job, queue: Queue) -> None:
         try:
+            execution = self.prepare_execution(job)
+            with self._running_lock:
+                self._running[job.id] = (job, execution, threading.current_thread())
             self.perform_job(job, queue, execution)
         finally:
             with self._running_lock:
@@ -201,7 +257,7 @@ class ConcurrentWorker(SimpleWorker):
         """Keep each running job's execution alive in RQ's StartedJobRegistry."""
         while not self._beats_stopped.wait(self.job_monitoring_interval):
             with self._running_lock:
-                running = [(job, execution) for job, execution, _ in self._running.values()]
+                running = [(job, execution) for job, execution, _ in self._running.values() if execution is not None]
             for job, execution in running:
                 try:
                     self.maintain_heartbeats(job, execution)

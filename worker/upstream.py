@@ -11,32 +11,28 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
+import httpx2
 import openai
 
 from spool.errors import UpstreamError
 from spool.settings import Settings
+from worker.chunks import ChunkParser, Piece
+
+__all__ = ["Piece", "Upstream", "UpstreamCall", "upstream_error"]
 
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
 
 
-@dataclass(frozen=True)
-class Piece:
-    """What one upstream chunk contributes: text, an end reason, or usage."""
-
-    text: str = ""
-    finish_reason: str | None = None
-    usage: dict[str, Any] | None = None
-
-
 class Upstream:
     """A client for chat completions that yields Pieces."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, *, connections: int = 64) -> None:
+        """`connections`: how many calls may be open at once (the worker's
+        concurrency); each keeps its HTTP connection alive for the next."""
         if not settings.openai_api_key:
             log.warning("OPENAI_API_KEY is empty; the upstream may refuse requests")
         self._client = openai.OpenAI(
@@ -45,6 +41,11 @@ class Upstream:
             max_retries=settings.upstream_max_retries,
             # The read timeout bounds the silence between two chunks: a stall.
             timeout=openai.Timeout(settings.upstream_timeout, connect=CONNECT_TIMEOUT),
+            # The SDK's default pool (1,000 connections, 100 kept alive) would
+            # stall a worker running more, and reconnect for most answers.
+            http_client=openai.DefaultHttpxClient(
+                limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
+            ),
         )
 
     def open(self, request: dict[str, Any]) -> UpstreamCall:
@@ -59,46 +60,47 @@ class Upstream:
             if request.get(name) is not None:
                 params[name] = request[name]
         try:
-            return UpstreamCall(self._client.chat.completions.create(**params))
+            # The SDK sends the request (auth, retries, status errors); the
+            # body is parsed by ChunkParser, not into a pydantic model per chunk.
+            response = self._client.chat.completions.with_streaming_response.create(**params).__enter__()
         except Exception as exc:
             # `from None`: the SDK's exception text holds the upstream's body,
             # which may echo the API key; tracebacks (logs, RQ's job record)
             # must show only the summary.
             raise upstream_error(exc) from None
+        return UpstreamCall(response)
 
 
 class UpstreamCall:
     """One streaming answer. Iterate for Pieces; `close()` aborts the call."""
 
-    def __init__(self, stream: openai.Stream) -> None:
-        self._stream = stream
+    def __init__(self, response: Any) -> None:
+        self._response = response  # an openai APIResponse, body not yet read
 
     def __iter__(self) -> Iterator[Piece]:
+        parser = ChunkParser()
         try:
-            for chunk in self._stream:
-                usage = chunk.usage.model_dump(exclude_none=True) if chunk.usage else None
-                # The include_usage chunk has empty `choices`.
-                if not chunk.choices:
-                    if usage:
-                        yield Piece(usage=usage)
-                    continue
-                choice = chunk.choices[0]
-                yield Piece(choice.delta.content or "" if choice.delta else "", choice.finish_reason, usage)
+            for data in self._response.iter_bytes():
+                yield from parser.feed(data)
+                if parser.done:
+                    return
         except Exception as exc:
             raise upstream_error(exc) from None  # see Upstream.open
+        finally:
+            self._response.close()
 
     def close(self) -> None:
         """Close the HTTP response, which ends the upstream generation."""
-        self._stream.close()
+        self._response.close()
 
 
 def upstream_error(exc: BaseException) -> UpstreamError:
     """Map an SDK (or parsing) failure to an UpstreamError."""
     if isinstance(exc, UpstreamError):
         return exc
-    if isinstance(exc, openai.APITimeoutError):
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
         return UpstreamError("upstream_timeout", "the model did not answer in time")
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, (openai.APIConnectionError, httpx2.TransportError)):
         return UpstreamError("upstream_unreachable", "could not reach the model")
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code

@@ -19,3 +19,9 @@ def test_defaults_then_environment_then_overrides():
 def test_malformed_values_name_the_variable(env):
     with pytest.raises(ConfigError, match=next(iter(env))):
         Settings.from_env(env)
+
+
+def test_streams_redis_defaults_to_the_queue_redis_and_can_move():
+    assert Settings.from_env({"REDIS_URL": "redis://q:1/0"}).streams_url == "redis://q:1/0"
+    moved = Settings.from_env({"REDIS_URL": "redis://q:1/0", "SPOOL_STREAMS_REDIS_URL": "redis://s:2/0"})
+    assert moved.streams_url == "redis://s:2/0" and moved.redis_url == "redis://q:1/0"

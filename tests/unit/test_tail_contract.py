@@ -6,7 +6,8 @@ import threading
 
 from spool.events import EventType
 from spool.keys import new_stream_id
-from spool.tail import events, wait_for_end
+from spool.tail import TailHub, events, wait_for_end
+from spool.wire import seq_of
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 
@@ -91,22 +92,36 @@ def test_wait_for_end_reports_the_terminal_type_or_times_out(store, hub):
     assert wait_for_end(store, hub, sid, 1, timeout=5) == b"done"
 
 
-def test_a_read_in_flight_when_a_stream_is_refollowed_from_earlier_is_not_delivered(store, prefix):
-    """The race the chaos suite found: a follower drops (the hub's cursor for
-    the stream is at 4), rejoins from seq 2 while the hub's XREAD, issued from
-    cursor 4, is in flight. Its reply must not reach the new follower, which
-    would miss seqs 3 and 4."""
-    from spool.tail import TailHub
+class GatedClient:
+    """A blocking client whose XREADs wait until the test opens the gate."""
 
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.gate = threading.Event()
+
+    def xread(self, streams, block):
+        self.gate.wait()
+        return self.inner.xread(streams, block=block)
+
+    def close(self) -> None:
+        self.gate.set()
+
+
+def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, prefix):
+    # Found by the benchmark's resume phase: a client dropped after seq 4 while
+    # the hub's read for its old response (cursor 0-6) was in flight; the
+    # resumed follower (after 4) must get 5 and 6, not jump to 7.
     sid = started(store)
-    deltas(store, sid, 2, ["a", "b", "c", "d"])
+    deltas(store, sid, 2, ["a", "b", "c", "d", "e"])
+    client = GatedClient(store.redis)
+    hub = TailHub(store.redis, lambda: client, f"{prefix}:wake", block_ms=200)
     key = store.keys.events(sid).encode()
-    hub = TailHub(store.redis, lambda: store.redis, f"{prefix}:wake")
-    hub._stopped = True  # its thread ends at once: this test plays the XREAD replies
-    sub = hub.subscribe(store.keys.events(sid), 2)  # new key: the hub's cursor is 0-2
-    stale_reply = [[key, [(b"0-5", {b"t": b"delta", b"d": b'{"text":"d"}'})]]]
-    hub._dispatch(stale_reply, {key: b"0-4"})
-    assert sub.inbox.empty()
-    hub._dispatch([[key, store.redis.xrange(key, "0-3", "+")]], {key: b"0-2"})
-    assert [int(entry_id[2:]) for entry_id, _ in sub.inbox.get_nowait()] == [3, 4, 5]
-    hub.unsubscribe(sub)
+    try:
+        sub = hub.subscribe(key.decode(), 4)
+        stale = [(key, [(b"0-7", {b"t": b"delta", b"d": b'{"text":"f"}'})])]
+        hub._dispatch(stale, {key: b"0-6"})
+        assert sub.inbox.empty()
+        client.gate.set()
+        assert [seq_of(entry_id) for entry_id, _ in sub.inbox.get(timeout=10)] == [5, 6]
+    finally:
+        hub.stop()

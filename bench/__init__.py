@@ -1,0 +1,1 @@
+"""spool's benchmark: `python -m bench` (see docs/benchmarks.md)."""

@@ -1,0 +1,96 @@
+"""The benchmark's scenarios: `standard` (make bench) and `scale` (the knee)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+
+from bench import stack as bench_stack
+from bench.load import run_streams
+from bench.measure import Meter
+from bench.procs import Fleet
+from bench.report import Row, summarize
+
+
+@dataclass
+class Options:
+    """Command-line knobs (see `python -m bench --help`)."""
+
+    clients: int = 200
+    ttft_rounds: int = 20
+    levels: tuple[int, ...] = (250, 500, 1000, 2000)
+    workers: int = 1
+    worker_concurrency: int = 1000
+    gateway_workers: int = 1
+    coalesce_ms: float | None = None
+    ramp: float = 2.0
+    targets: tuple[str, ...] = ("mock", "direct", "spool")
+
+
+def phase(s: bench_stack.BenchStack, name: str, target: str, concurrency: int, tokens: int, **kwargs) -> Row:
+    """Run one target at one concurrency and measure it."""
+    with Meter(s.procs, s.redis, s.redis_port, s.started_key) as meter:
+        started = time.perf_counter()
+        results = asyncio.run(run_streams(s.targets[target], concurrency, tokens=tokens,
+                                          label=f"{name}-{target}-{concurrency}", **kwargs))
+        wall = time.perf_counter() - started
+    return summarize(name, target, results, tokens, wall, meter.cost)
+
+
+def standard(opts: Options, log=print) -> list[Row]:
+    """The standard answer (200 tokens, TTFT 100 ms, 50 tokens/s): TTFT with one
+    client, a load phase with `clients` clients, and resumes with random drops."""
+    rows = []
+    with Fleet() as fleet:
+        s = bench_stack.start(fleet, ttft_ms=100, tokens_per_second=50, tokens=200, workers=opts.workers,
+                              worker_concurrency=opts.worker_concurrency, gateway_workers=opts.gateway_workers,
+                              coalesce_ms=opts.coalesce_ms)
+        log(f"stack up (logs in {fleet.log_dir})")
+        for target in opts.targets:
+            # 20-token answers: TTFT is the same, and the phase stays short.
+            rows.append(phase(s, "ttft-1", target, 1, 20, rounds=opts.ttft_rounds, max_tokens=20))
+            log(f"ttft-1 {target}: p50 {rows[-1].ttft_p50_ms:.1f} ms")
+        for target in opts.targets:
+            rows.append(phase(s, f"load-{opts.clients}", target, opts.clients, 200, ramp=opts.ramp))
+            log(f"load-{opts.clients} {target}: {rows[-1].exact}/{rows[-1].streams} exact")
+        if "spool" in opts.targets:
+            rows.append(phase(s, f"resume-{opts.clients}", "spool", opts.clients, 200, ramp=opts.ramp, drops=2))
+            log(f"resume-{opts.clients}: p99 {rows[-1].resume_p99_ms:.1f} ms")
+    return rows
+
+
+def scale(opts: Options, tokens: int = 60, log=print) -> list[Row]:
+    """Answers at 10 tokens/s (TTFT 100 ms), each target at each level of `levels`."""
+    rows = []
+    with Fleet() as fleet:
+        s = bench_stack.start(fleet, ttft_ms=100, tokens_per_second=10, tokens=tokens, workers=opts.workers,
+                              worker_concurrency=opts.worker_concurrency, gateway_workers=opts.gateway_workers,
+                              coalesce_ms=opts.coalesce_ms)
+        log(f"stack up (logs in {fleet.log_dir})")
+        for level in opts.levels:
+            for target in opts.targets:
+                rows.append(phase(s, f"scale-{level}", target, level, tokens, ramp=opts.ramp))
+                r = rows[-1]
+                log(f"scale-{level} {target}: {r.exact}/{r.streams} exact, TTFT p50 {r.ttft_p50_ms:.0f} ms")
+    return rows
+
+
+def knees(rows: list[Row]) -> str:
+    """The highest level at which each target had every text exact and a TTFT
+    median within 2x of the mock's own at that level."""
+    levels = sorted({r.streams for r in rows if r.phase.startswith("scale-")})
+    out = []
+    for target in ("spool", "direct"):
+        if not any(r.target == target for r in rows):
+            continue
+        best = None
+        for level in levels:
+            mine = next((r for r in rows if r.streams == level and r.target == target), None)
+            base = next((r for r in rows if r.streams == level and r.target == "mock"), None)
+            if mine and base and mine.exact == mine.streams and mine.ttft_p50_ms <= 2 * base.ttft_p50_ms:
+                best = level
+            else:
+                break
+        out.append(f"knee {target}: {best if best is not None else f'below {levels[0]}'} concurrent streams")
+    return "; ".join(out)

@@ -1,0 +1,73 @@
+"""Starting the benchmark's stack: private Redis, mock upstream, spool
+gateway(s) and worker(s), and the direct proxy."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+
+import redis
+from rq.registry import StartedJobRegistry
+
+from bench.procs import Fleet, Proc, free_port, http_ok
+from bench.load import Target
+
+
+@dataclass
+class BenchStack:
+    """The running processes and where to reach them."""
+
+    redis: redis.Redis
+    redis_port: int
+    targets: dict[str, Target]
+    procs: list[Proc]  # the measured ones
+    started_key: str  # RQ's registry of running generations
+
+
+def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int, workers: int,
+          worker_concurrency: int, gateway_workers: int, coalesce_ms: float | None = None) -> BenchStack:
+    """Start everything; returns once each process answers."""
+    redis_proc, redis_url = fleet.redis()
+    port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
+    mock_port = free_port()
+    mock = fleet.spool("mock", ["mock-upstream", "--port", str(mock_port), "--ttft-ms", str(ttft_ms),
+                                "--tokens-per-second", str(tokens_per_second), "--tokens", str(tokens)], {})
+    fleet.wait(mock, lambda: http_ok(f"http://127.0.0.1:{mock_port}/healthz"), "mock upstream")
+    mock_url = f"http://127.0.0.1:{mock_port}/v1"
+    prefix = f"bench{uuid.uuid4().hex[:6]}"
+    env = {
+        "REDIS_URL": redis_url, "SPOOL_KEY_PREFIX": prefix, "SPOOL_QUEUE": prefix,
+        "OPENAI_BASE_URL": mock_url, "OPENAI_API_KEY": "mock", "SPOOL_DEFAULT_MODEL": "mock",
+        "SPOOL_UPSTREAM_MAX_RETRIES": "0", "SPOOL_LOG_LEVEL": "WARNING",
+        "SPOOL_GATEWAY_CONNECTIONS": "20000",
+    }
+    if coalesce_ms is not None:
+        env["SPOOL_COALESCE_MS"] = str(coalesce_ms)
+    client = redis.Redis.from_url(redis_url)
+    worker_procs = []
+    for i in range(workers):
+        name = f"{prefix}-w{i}"
+        proc = fleet.spool(f"worker{i}", ["worker", "--concurrency", str(worker_concurrency), "--name", name], env)
+        fleet.wait(proc, lambda: client.exists(f"rq:worker:{name}"), f"worker {name}")
+        worker_procs.append(proc)
+    gateway_port = free_port()
+    config = str(Path(find_spec("gateway").origin).parent / "gunicorn_conf.py")
+    gateway = fleet.gunicorn("gateway", "gateway:create_app()", gateway_port, gateway_workers, env, config)
+    direct_port = free_port()
+    direct = fleet.gunicorn("direct", "bench.direct_proxy:create_app()", direct_port, 1,
+                            {"OPENAI_BASE_URL": mock_url, "OPENAI_API_KEY": "mock"})
+    time.sleep(0.5)  # let the gevent workers finish importing before timing starts
+    return BenchStack(
+        redis=client,
+        redis_port=port,
+        targets={
+            "mock": Target("mock", mock_url),
+            "direct": Target("direct", f"http://127.0.0.1:{direct_port}"),
+            "spool": Target("spool", f"http://127.0.0.1:{gateway_port}"),
+        },
+        procs=[gateway, *worker_procs, redis_proc, mock, direct],
+        started_key=StartedJobRegistry(prefix, connection=client).key,
+    )

@@ -1,0 +1,62 @@
+"""The worker's chunk parser, fed event-stream bytes split at awkward places."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from spool.errors import UpstreamError
+from spool.mock_upstream import _chunk, _sse
+from worker.chunks import ChunkParser, Piece
+
+USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "prompt_tokens_details": None}
+
+
+def stream_bytes() -> bytes:
+    chunks = [
+        _chunk("m", {"role": "assistant", "content": ""}, None),
+        _chunk("m", {"content": "café "}, None),
+        _chunk("m", {"content": "日本語🙂"}, None),
+        _chunk("m", {}, "stop"),
+        {**_chunk("m", None, None), "choices": [], "usage": USAGE},
+    ]
+    return b"".join(_sse(c) for c in chunks) + b"data: [DONE]\n\n" + _sse(_chunk("m", {"content": "after"}, None))
+
+
+def parse(data: bytes, size: int) -> list[Piece]:
+    parser = ChunkParser()
+    pieces = []
+    for i in range(0, len(data), size):
+        pieces += parser.feed(data[i:i + size])
+    return pieces
+
+
+@pytest.mark.parametrize("size", [1, 2, 3, 7, 64, 100_000])
+def test_pieces_are_the_same_however_the_bytes_are_split(size):
+    pieces = parse(stream_bytes(), size)
+    assert "".join(p.text for p in pieces) == "café 日本語🙂"
+    assert [p.finish_reason for p in pieces if p.finish_reason] == ["stop"]
+    # Nulls are dropped as the SDK's model_dump(exclude_none=True) did; nothing after [DONE].
+    assert [p.usage for p in pieces if p.usage] == [{"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}]
+
+
+@pytest.mark.parametrize("body, message", [
+    (b"data: {not json\n\n", "unreadable"),
+    (b"data: [1, 2]\n\n", "unreadable"),
+    (b'data: {"choices": [{"delta": {"content": 5}}]}\n\n', "unreadable"),
+    (b'data: {"error": {"message": "overloaded"}}\n\n', "error mid-answer"),
+])
+def test_bad_chunks_become_upstream_errors(body, message):
+    parser = ChunkParser()
+    with pytest.raises(UpstreamError, match=message) as caught:
+        parser.feed(_sse(_chunk("m", {"content": "ok"}, None)) + body)
+    assert caught.value.code == "upstream_error"
+    # The upstream's own words are never echoed.
+    assert "overloaded" not in caught.value.message
+
+
+def test_an_event_is_parsed_once_its_blank_line_arrives():
+    parser = ChunkParser()
+    assert parser.feed(b"data: " + json.dumps(_chunk("m", {"content": "x"}, "stop")).encode()) == []
+    assert parser.feed(b"\n\n") == [Piece("x", "stop")]
