@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -40,9 +41,12 @@ def test_chat_prints_the_answer_exactly(stack):
 def test_status_and_tail_of_an_ended_stream(stack):
     proc = spool("chat", "for the operator", "--url", stack.base_url)
     _, err = proc.communicate(timeout=CLI_SECONDS)
-    stream_id = err.decode().split()[1]
+    assert proc.returncode == 0, err.decode()
+    stream_id = re.search(r"^stream (\S+)$", err.decode(), re.M).group(1)
     status = spool("status", stream_id, "--url", stack.base_url)
-    snapshot = json.loads(status.communicate(timeout=CLI_SECONDS)[0])
+    out, err = status.communicate(timeout=CLI_SECONDS)
+    assert status.returncode == 0, err.decode()
+    snapshot = json.loads(out)
     assert snapshot["status"] == "done" and snapshot["text"] == expected_text("for the operator", 40)
     tail = spool("tail", stream_id, "--after", "1", "--url", stack.base_url)
     events = [json.loads(line) for line in tail.communicate(timeout=CLI_SECONDS)[0].splitlines()]
