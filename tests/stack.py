@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -23,16 +22,12 @@ from typing import Any
 import redis
 import requests
 
+from spool.dev import free_port  # noqa: F401  (tests import it from here)
+
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
 STOP_SECONDS = 20
 
-
-def free_port() -> int:
-    """A TCP port that is free on 127.0.0.1 now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
