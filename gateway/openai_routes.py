@@ -15,19 +15,18 @@ from collections.abc import Iterator
 from typing import Any
 
 import redis
-from flask import Blueprint, Response, g, jsonify, request
+from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from gateway import metrics
 from gateway.errors import REDIS_RETRY_AFTER, ApiError
+from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
 from gateway.services import Services, services
 from gateway.validation import read_json_body
 from spool.events import StreamStatus
 from spool.keys import new_stream_id
-from spool.logs import bind
 from spool.openai_wire import ERROR_STATUS, ChunkContext, completion, completion_id, encode_openai, error_body
-from spool.queueing import enqueue_generation
 from spool.tail import events
 from spool.wire import WireFormat
 
@@ -54,14 +53,7 @@ def chat_completions():
     s = services()
     parsed = parse_completion_request(read_json_body(request, s.settings), s.settings)
     stream_id = new_stream_id()
-    bind(stream_id=stream_id)
-    s.store.create(stream_id, {**parsed.chat, "request_id": g.get("request_id")})
-    try:
-        enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
-    except Exception:
-        s.store.delete(stream_id)
-        raise
-    metrics.STREAMS_CREATED.labels("openai").inc()
+    queue_stream(stream_id, parsed.chat, "openai")
     log.info("completion queued", extra={"model": parsed.chat["model"], "stream": parsed.stream})
     ctx = ChunkContext(completion_id(stream_id), parsed.chat["model"], int(time.time()), parsed.include_usage)
     if parsed.stream:

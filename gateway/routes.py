@@ -10,7 +10,7 @@ from flask import Blueprint, Response, g, jsonify, request, url_for
 from gateway import metrics
 from gateway.auth import access, may_access
 from gateway.errors import ApiError
-from gateway.limits import admit_stream
+from gateway.intake import queue_stream
 from gateway.openai_routes import openai_events_response
 from gateway.services import Services, services
 from gateway.validation import parse_chat_request
@@ -19,7 +19,6 @@ from spool.errors import StreamNotFoundError
 from spool.events import StreamStatus
 from spool.keys import is_stream_id, new_stream_id
 from spool.logs import bind
-from spool.queueing import enqueue_generation
 from spool.tail import follow, wait_for_end
 from spool.wire import WireFormat
 
@@ -47,19 +46,12 @@ def create_stream():
         existing = _bind_idempotency_key(idempotency_key, stream_id, chat)
         if existing is not None:
             return _created_response(existing, fmt, replayed=True)
-    bind(stream_id=stream_id)
     try:
-        # Created before admission: a concurrent admission prunes live-set
-        # members without metadata as ended, and would then admit too many.
-        s.store.create(stream_id, {**chat, "request_id": g.get("request_id")}, owner=g.spool_owner)
-        admit_stream(stream_id)
-        enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
+        queue_stream(stream_id, chat, "spool")
     except Exception:
-        s.store.delete(stream_id)
         if idempotency_key is not None:
             idempotency.release(s.redis, s.store.keys, _scoped(idempotency_key))
         raise
-    metrics.STREAMS_CREATED.labels("spool").inc()
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     return _created_response(stream_id, fmt)
 

@@ -158,3 +158,18 @@ def test_a_key_from_the_file_works(make_app, tmp_path):
     client = make_app(api_keys_file=str(path), secret_key="x").test_client()
     assert client.post("/v1/streams", json=CHAT, headers=bearer("file-key")).status_code == 202
     assert client.post("/v1/streams", json=CHAT, headers=bearer("other")).status_code == 401
+
+
+def test_openai_route_streams_belong_to_their_key_and_count_against_its_limit(make_app):
+    client = make_app(api_keys=f"{ALICE},{BOB}", secret_key="s3cret", max_concurrent_streams=1).test_client()
+    body = {**CHAT, "stream": True}
+    response = client.post("/v1/chat/completions", json=body, headers=bearer(ALICE), buffered=False)
+    assert response.status_code == 200
+    sid = response.headers["X-Stream-Id"]
+    response.close()
+    # Its creator may follow and snapshot it; another key may not see it.
+    assert client.get(f"/v1/streams/{sid}", headers=bearer(ALICE)).status_code == 200
+    assert client.get(f"/v1/streams/{sid}", headers=bearer(BOB)).status_code == 404
+    # The live stream holds Alice's one slot, whichever API created it.
+    refused = client.post("/v1/streams", json=CHAT, headers=bearer(ALICE))
+    assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "too_many_streams"

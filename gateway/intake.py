@@ -1,0 +1,30 @@
+"""Queueing a new stream: the one path both APIs create streams by."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import g
+
+from gateway import metrics
+from gateway.limits import admit_stream
+from gateway.services import services
+from spool.logs import bind
+from spool.queueing import enqueue_generation
+
+
+def queue_stream(stream_id: str, chat: dict[str, Any], api: str) -> None:
+    """Record the stream for the requesting key, admit it past the limits and
+    enqueue its generation; on any failure nothing is left behind."""
+    s = services()
+    bind(stream_id=stream_id)
+    try:
+        # Created before admission: a concurrent admission prunes live-set
+        # members without metadata as ended, and would then admit too many.
+        s.store.create(stream_id, {**chat, "request_id": g.get("request_id")}, owner=g.spool_owner)
+        admit_stream(stream_id)
+        enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
+    except Exception:
+        s.store.delete(stream_id)
+        raise
+    metrics.STREAMS_CREATED.labels(api).inc()
