@@ -104,10 +104,6 @@ class Generations:
             generation.release()
         return [generation.stream_id for generation in running]
 
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._running)
-
 
 @dataclass(frozen=True)
 class GenerationContext:
