@@ -27,21 +27,22 @@ from spool.wire import seq_of
 # Returns {last_seq, cancel_requested}, or {code, 0} with code -1 (no stream),
 # -2 (stream closed or not queued when beginning), -3 (another writer).
 _APPEND = """
-local status = redis.call('HGET', KEYS[2], 'status')
+local m = redis.call('HMGET', KEYS[2], 'status', 'writer', 'cancel_requested', 'last_seq')
+local status, writer = m[1], m[2]
 if not status then return {-1, 0} end
 local token = ARGV[2]
 if ARGV[3] == '1' and status == 'queued' then
   redis.call('HSET', KEYS[2], 'writer', token)
-  status = 'running'
+  status, writer = 'running', token
 end
-if redis.call('HGET', KEYS[2], 'writer') ~= token then
+if writer ~= token then
   if status == 'done' or status == 'error' or status == 'cancelled' or status == 'queued' then
     return {-2, 0}
   end
   return {-3, 0}
 end
-local cancel = tonumber(redis.call('HGET', KEYS[2], 'cancel_requested') or '0')
-local last = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0')
+local cancel = tonumber(m[3] or '0')
+local last = tonumber(m[4] or '0')
 local first = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 if first + n - 1 <= last then return {last, cancel} end
@@ -57,7 +58,6 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return {first + n - 1, cancel}
 """
-
 # KEYS: events, meta. ARGV: ttl, now, control channel, stream id.
 # Returns the status after the call, or false when there is no such stream.
 _CANCEL = """
@@ -154,6 +154,18 @@ _TERMINAL_TYPES = frozenset(t.value.encode() for t in EventType if t.is_terminal
 
 
 @dataclass(frozen=True)
+class AppendRequest:
+    """One append: `events` as seqs first_seq, first_seq+1, ... by `writer`
+    (`begin`: claiming the queued stream)."""
+
+    stream_id: str
+    writer: str
+    first_seq: int
+    events: Sequence[tuple[EventType, dict[str, Any]]]
+    begin: bool = False
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """The stream's last seq after an append, and whether cancel was asked."""
 
@@ -221,19 +233,35 @@ class StreamStore:
         generation). Raises StreamNotFoundError if the stream is gone and
         StreamClosedError if it ended or belongs to another writer.
         """
-        args: list[Any] = [self.ttl, writer, "1" if begin else "0", first_seq, len(events)]
+        request = AppendRequest(stream_id, writer, first_seq, events, begin)
+        keys, args = self._append_call(request)
+        return _append_result(stream_id, self._append(keys=keys, args=args))
+
+    def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
+        """Make several appends in one pipelined round trip (not atomic
+        together). Each outcome is its AppendResult, or the exception `append`
+        would raise for it; a lost connection raises for all."""
+        with self.redis.pipeline(transaction=False) as pipe:
+            for request in requests:
+                keys, args = self._append_call(request)
+                self._append(keys=keys, args=args, client=pipe)
+            replies = pipe.execute(raise_on_error=False)
+        outcomes: list[AppendResult | Exception] = []
+        for request, reply in zip(requests, replies):
+            try:
+                outcomes.append(reply if isinstance(reply, Exception) else _append_result(request.stream_id, reply))
+            except (StreamNotFoundError, StreamClosedError) as exc:
+                outcomes.append(exc)
+        return outcomes
+
+    def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
+        args: list[Any] = [self.ttl, request.writer, "1" if request.begin else "0", request.first_seq, len(request.events)]
         fields: list[Any] = []
-        for type_, data in events:
+        for type_, data in request.events:
             args += [type_.value, encode_data(data)]
-            fields += _meta_fields(type_, data)
-        code, cancel = self._append(
-            keys=[self.keys.events(stream_id), self.keys.meta(stream_id)], args=args + fields
-        )
-        if code == -1:
-            raise StreamNotFoundError(stream_id)
-        if code < 0:
-            raise StreamClosedError(stream_id)
-        return AppendResult(int(code), bool(cancel))
+            if type_ is not EventType.DELTA:
+                fields += _meta_fields(type_, data)
+        return [self.keys.events(request.stream_id), self.keys.meta(request.stream_id)], args + fields
 
     def cancel(self, stream_id: str) -> StreamStatus:
         """Cancel a queued stream now, or ask its worker to stop a running one.
@@ -331,6 +359,16 @@ class StreamStore:
             "cancel_requested": meta.get("cancel_requested") == "1",
             "attempt": int(meta.get("attempt", 1)),
         }
+
+
+def _append_result(stream_id: str, reply: list[int]) -> AppendResult:
+    """The outcome the append script returned; raises for its error codes."""
+    code, cancel = reply
+    if code == -1:
+        raise StreamNotFoundError(stream_id)
+    if code < 0:
+        raise StreamClosedError(stream_id)
+    return AppendResult(int(code), bool(cancel))
 
 
 def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:

@@ -34,8 +34,8 @@ def run_worker(
     )
     keys = Keys(settings.key_prefix)
     generations = Generations()
-    flusher = Flusher(settings.coalesce_ms / 1000)
     store = StreamStore(streams, keys, settings.stream_ttl)
+    flusher = Flusher(store, settings.coalesce_ms / 1000)
     queue = Queue(settings.queue, connection=client)
     leases = LeaseKeeper(store, queue, settings.lease_seconds, settings.max_attempts)
     ctx = GenerationContext(

@@ -1,9 +1,12 @@
-"""Writing one generation's events to its stream, with delta coalescing.
+"""Writing generations' events to their streams, with delta coalescing.
 
-The first delta is written at once (time to first token matters most); later
-ones are buffered and written at most every `interval` seconds, by the
-generation itself when a chunk arrives late enough, or else by the shared
-Flusher thread.
+The first delta of an answer is written at once (time to first token matters
+most). Later ones are buffered, and one Flusher per worker process writes
+every generation's buffered text each `interval` in a single pipelined round
+trip: at hundreds of concurrent answers, one Redis round trip per delta per
+generation was most of a worker's CPU (docs/benchmarks.md). Events that end
+or restart an answer (`finish`, `reset`) and the claiming `begin` are written
+by the generation itself, synchronously.
 
 Redis may be away for a while (a restart, a failover). Text keeps buffering
 meanwhile and writes are retried with backoff, for up to `outage_window`
@@ -21,9 +24,8 @@ from typing import Any
 
 import redis
 
-from spool.errors import SpoolError
 from spool.events import EventType
-from spool.store import StreamStore
+from spool.store import AppendRequest, AppendResult, StreamStore
 from worker.metrics import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -39,7 +41,12 @@ class RedisOutageError(Exception):
 
 
 class Publisher:
-    """Appends one generation's events in seq order on behalf of `writer`."""
+    """Appends one generation's events in seq order on behalf of `writer`.
+
+    Only the generation's own thread calls the public methods; the Flusher
+    writes buffered text through `take_write` and `settle`. A failure of a
+    write made by the Flusher is raised by the generation's next call.
+    """
 
     def __init__(
         self,
@@ -62,8 +69,7 @@ class Publisher:
         self._buffer: list[str] = []
         self._tail: Batch = []  # non-delta events waiting behind the buffer
         self._inflight: Batch | None = None
-        self._begun = False
-        self._last_write = 0.0
+        self._error: Exception | None = None  # from a write the Flusher made
         self._failing_since: float | None = None
         self._retry_at = 0.0
         self._backoff = FIRST_BACKOFF
@@ -75,17 +81,16 @@ class Publisher:
         Raises StreamClosedError if it is no longer queued."""
         self._tail.append((type_, data))
         self._drain(begin=True)
-        self._begun = True
 
     def delta(self, text: str) -> None:
-        """Add answer text; written now or within `interval`."""
+        """Add answer text: the first at once, the rest within `interval`."""
+        self._raise_pending()
         with self._lock:
             self._buffer.append(text)
-            # The first text of an answer goes at once: it sets time to first token.
-            due = not self.wrote_text or self._due()
+            now = not self.wrote_text or self._interval <= 0
             self.wrote_text = True
-        if due:
-            self._try_write()
+        if now and self._writing.acquire(blocking=False):
+            self._write_held()
 
     def reset(self, attempt: int, reason: str) -> None:
         """Start the answer over: drop unsent text and write `reset`."""
@@ -95,68 +100,96 @@ class Publisher:
             self._tail.append((EventType.RESET, {"attempt": attempt, "reason": reason}))
         self._drain()
 
-    def flush_due(self) -> None:
-        """Write buffered text whose interval (or retry backoff) has passed."""
-        with self._lock:
-            due = (self._buffer or self._inflight) and self._due()
-        if due:
-            self._try_write()
-
     def finish(self, type_: EventType, data: dict[str, Any]) -> None:
         """Write everything buffered and then the terminal event."""
         with self._lock:
             self._tail.append((type_, data))
         self._drain()
 
-    def _due(self) -> bool:
-        now = time.monotonic()
-        if self._failing_since is not None:
-            return now >= self._retry_at
-        return now - self._last_write >= self._interval
+    def take_write(self) -> AppendRequest | None:
+        """For the Flusher: the buffered text as a write, if one is due and no
+        other write is under way. The caller must `settle` it."""
+        with self._lock:
+            if not (self._buffer or self._inflight) or self._error is not None:
+                return None
+            if self._failing_since is not None and time.monotonic() < self._retry_at:
+                return None
+        if not self._writing.acquire(blocking=False):
+            return None
+        request = self._form_request()
+        if request is None:
+            self._writing.release()
+        return request
+
+    def settle(self, outcome: AppendResult | Exception) -> None:
+        """For the Flusher: record how a write taken with `take_write` went."""
+        try:
+            self._record(outcome)
+        except Exception as exc:  # raised again in the generation's thread
+            with self._lock:
+                self._error = exc
+        finally:
+            self._writing.release()
+
+    def _raise_pending(self) -> None:
+        if self._error is not None:
+            raise self._error
 
     def _drain(self, *, begin: bool = False) -> None:
         """Write until nothing is left, waiting out Redis outages."""
         while True:
+            self._raise_pending()
             with self._lock:
                 if not (self._buffer or self._tail or self._inflight):
                     return
                 wait = self._retry_at - time.monotonic() if self._failing_since is not None else 0
             if wait > 0:
                 time.sleep(wait)
-            self._try_write(blocking=True, begin=begin)
+            self._writing.acquire()
+            self._write_held(begin=begin)
 
-    def _try_write(self, *, blocking: bool = False, begin: bool = False) -> None:
-        if not self._writing.acquire(blocking=blocking):
-            return  # another thread is writing; this text goes with its next batch
+    def _write_held(self, *, begin: bool = False) -> None:
+        """Write the next batch now; the caller holds `_writing`."""
         try:
-            with self._lock:
-                if self._inflight is None:
-                    self._inflight = self._form_batch()
-                batch = self._inflight
-            if not batch:
-                with self._lock:
-                    self._inflight = None
+            request = self._form_request(begin=begin)
+            if request is None:
                 return
             try:
-                result = self._store.append(self.stream_id, self.writer, self._next_seq, batch, begin=begin)
+                outcome: AppendResult | Exception = self._store.append(
+                    request.stream_id, request.writer, request.first_seq, request.events, begin=request.begin
+                )
             except (redis.ConnectionError, redis.TimeoutError) as exc:
-                self._note_failure(exc)
-                return
-            with self._lock:
-                self._next_seq += len(batch)
-                self._inflight = None
-                self._failing_since = None
-                self._last_write = time.monotonic()
-                self.cancel_requested = self.cancel_requested or result.cancel_requested
+                outcome = exc
+            self._record(outcome)
         finally:
             self._writing.release()
 
-    def _form_batch(self) -> Batch:
-        batch: Batch = [(EventType.DELTA, {"text": "".join(self._buffer)})] if self._buffer else []
-        self._buffer = []
-        batch += self._tail
-        self._tail = []
-        return batch
+    def _form_request(self, *, begin: bool = False) -> AppendRequest | None:
+        """The in-flight batch as a write (forming it from what is buffered if
+        there is none), or None when there is nothing to write."""
+        with self._lock:
+            if self._inflight is None:
+                batch: Batch = [(EventType.DELTA, {"text": "".join(self._buffer)})] if self._buffer else []
+                self._buffer = []
+                batch += self._tail
+                self._tail = []
+                self._inflight = batch or None
+            if self._inflight is None:
+                return None
+            return AppendRequest(self.stream_id, self.writer, self._next_seq, self._inflight, begin)
+
+    def _record(self, outcome: AppendResult | Exception) -> None:
+        """Apply a write's outcome; raises what the generation must see."""
+        if isinstance(outcome, (redis.ConnectionError, redis.TimeoutError)):
+            self._note_failure(outcome)
+            return
+        if isinstance(outcome, Exception):
+            raise outcome
+        with self._lock:
+            self._next_seq += len(self._inflight or ())
+            self._inflight = None
+            self._failing_since = None
+            self.cancel_requested = self.cancel_requested or outcome.cancel_requested
 
     def _note_failure(self, exc: Exception) -> None:
         REDIS_ERRORS.inc()
@@ -176,9 +209,11 @@ class Publisher:
 
 
 class Flusher:
-    """One thread per worker process that writes publishers' late buffers."""
+    """One thread per worker process that writes every publisher's buffered
+    text each `interval`, all of it in one pipelined round trip."""
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, store: StreamStore, interval: float) -> None:
+        self._store = store
         self._interval = interval
         self._publishers: set[Publisher] = set()
         self._lock = threading.Lock()
@@ -199,15 +234,24 @@ class Flusher:
         with self._lock:
             self._publishers.discard(publisher)
 
+    def flush(self) -> int:
+        """Write what every publisher has buffered; returns how many writes."""
+        with self._lock:
+            publishers = list(self._publishers)
+        taken = [(p, w) for p in publishers if (w := p.take_write()) is not None]
+        if not taken:
+            return 0
+        try:
+            outcomes = self._store.append_many([write for _, write in taken])
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            outcomes = [exc] * len(taken)
+        except Exception as exc:  # each generation sees it on its next write
+            log.exception("pipelined write failed")
+            outcomes = [exc] * len(taken)
+        for (publisher, _), outcome in zip(taken, outcomes):
+            publisher.settle(outcome)
+        return len(taken)
+
     def _run(self) -> None:
         while not self._stopped.wait(self._interval):
-            with self._lock:
-                publishers = list(self._publishers)
-            for publisher in publishers:
-                try:
-                    publisher.flush_due()
-                except (RedisOutageError, SpoolError) as exc:
-                    # The generation's own next write meets the same and ends it.
-                    log.warning("stream %s: deferred write failed: %s", publisher.stream_id, exc)
-                except Exception:
-                    log.exception("stream %s: deferred write failed", publisher.stream_id)
+            self.flush()

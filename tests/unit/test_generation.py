@@ -65,16 +65,16 @@ class ScriptedUpstream:
 
 
 @pytest.fixture
-def flusher():
-    flusher = Flusher(0.01)
-    flusher.start()
-    yield flusher
-    flusher.stop()
+def store(prefix):
+    return StreamStore(fakeredis.FakeRedis(), Keys(prefix), 3600)
 
 
 @pytest.fixture
-def store(prefix):
-    return StreamStore(fakeredis.FakeRedis(), Keys(prefix), 3600)
+def flusher(store):
+    flusher = Flusher(store, 0.01)
+    flusher.start()
+    yield flusher
+    flusher.stop()
 
 
 def run(store, flusher, upstream, generations=None, sid=None, coalesce_ms=20, **settings):

@@ -10,7 +10,7 @@ import pytest
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus
 from spool.keys import new_stream_id
-from spool.store import PAGE
+from spool.store import PAGE, AppendRequest
 from tests.unit.conftest import TTL
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m", "temperature": None, "max_tokens": None}
@@ -103,6 +103,23 @@ def test_writes_to_a_missing_stream_raise_not_found(store):
         store.meta(new_stream_id())
     with pytest.raises(StreamNotFoundError):
         store.cancel(new_stream_id())
+
+
+def test_append_many_reports_each_outcome_on_its_own(store, sid):
+    store.append(sid, "w1", 1, [START], begin=True)
+    other = new_stream_id()
+    store.create(other, REQUEST)
+    store.append(other, "w2", 1, [START], begin=True)
+    outcomes = store.append_many([
+        AppendRequest(sid, "w1", 2, [delta("a")]),
+        AppendRequest(other, "intruder", 2, [delta("x")]),
+        AppendRequest(new_stream_id(), "w3", 1, [delta("y")]),
+        AppendRequest(sid, "w1", 3, [delta("b"), (EventType.DONE, {"finish_reason": "stop", "usage": None})]),
+    ])
+    assert outcomes[0].last_seq == 2 and isinstance(outcomes[1], StreamClosedError)
+    assert isinstance(outcomes[2], StreamNotFoundError) and outcomes[3].last_seq == 4
+    assert [e.type for e in store.read(sid, 0)] == [b"start", b"delta", b"delta", b"done"]
+    assert store.meta(sid)["status"] == "done" and store.redis.xlen(store.keys.events(other)) == 1
 
 
 def test_cancel_of_a_queued_stream_ends_it_at_once(store, sid):
