@@ -78,11 +78,13 @@ return status
 """
 
 # KEYS: meta. ARGV: lease expiry (ms). A worker takes a queued stream's lease
-# before its first write. Returns 1, or 0 when the stream is not queued.
+# before its first write. Returns {1, meta} when it took it, {0, meta} when
+# the stream is not queued (meta: the hash as a flat list; empty when gone).
 _ACQUIRE = """
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return 0 end
+local meta = redis.call('HGETALL', KEYS[1])
+if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return {0, meta} end
 redis.call('HSET', KEYS[1], 'lease_until', ARGV[1])
-return 1
+return {1, meta}
 """
 
 # KEYS: meta. ARGV: writer token, lease expiry (ms). Returns 1 while the
@@ -166,6 +168,15 @@ class AppendRequest:
 
 
 @dataclass(frozen=True)
+class Lease:
+    """The outcome of acquire_lease: `taken`, and the stream's metadata as
+    it was just before (`status` says why when not taken)."""
+
+    taken: bool
+    meta: dict[str, str]
+
+
+@dataclass(frozen=True)
 class AppendResult:
     """The stream's last seq after an append, and whether cancel was asked."""
 
@@ -241,13 +252,19 @@ class StreamStore:
         """Make several appends in one pipelined round trip (not atomic
         together). Each outcome is its AppendResult, or the exception `append`
         would raise for it; a lost connection raises for all."""
+        calls = [self._append_call(request) for request in requests]
         with self.redis.pipeline(transaction=False) as pipe:
-            for request in requests:
-                keys, args = self._append_call(request)
-                self._append(keys=keys, args=args, client=pipe)
+            for keys, args in calls:
+                # By SHA: a Script on a pipeline would ask SCRIPT EXISTS first, every time.
+                pipe.evalsha(self._append.sha, len(keys), *keys, *args)
             replies = pipe.execute(raise_on_error=False)
         outcomes: list[AppendResult | Exception] = []
-        for request, reply in zip(requests, replies):
+        for request, (keys, args), reply in zip(requests, calls, replies):
+            if isinstance(reply, redis.exceptions.NoScriptError):  # Redis restarted: the Script reloads it
+                try:
+                    reply = self._append(keys=keys, args=args)
+                except redis.ResponseError as exc:
+                    reply = exc
             try:
                 outcomes.append(reply if isinstance(reply, Exception) else _append_result(request.stream_id, reply))
             except (StreamNotFoundError, StreamClosedError) as exc:
@@ -275,15 +292,29 @@ class StreamStore:
             raise StreamNotFoundError(stream_id)
         return StreamStatus(status.decode())
 
-    def acquire_lease(self, stream_id: str, lease_seconds: float) -> bool:
+    def acquire_lease(self, stream_id: str, lease_seconds: float) -> Lease:
         """Take the lease of a queued stream before its first write, and index
-        it so other workers find it if this one dies. False if not queued."""
+        it so other workers find it if this one dies; one round trip. The
+        Lease says whether it was taken and holds the stream's metadata.
+        Raises StreamNotFoundError."""
         until = _ms(time.time() + lease_seconds)
-        self.redis.zadd(self.keys.leases, {stream_id: until})
-        if self._acquire(keys=[self.keys.meta(stream_id)], args=[until]):
-            return True
-        self.redis.zrem(self.keys.leases, stream_id)
-        return False
+        # The index first: a lease the index misses could never be reaped.
+        key = self.keys.meta(stream_id)
+        with self.redis.pipeline(transaction=False) as pipe:
+            pipe.zadd(self.keys.leases, {stream_id: until})
+            pipe.evalsha(self._acquire.sha, 1, key, until)  # by SHA, as in append_many
+            _, reply = pipe.execute(raise_on_error=False)
+        if isinstance(reply, redis.exceptions.NoScriptError):
+            reply = self._acquire(keys=[key], args=[until])
+        elif isinstance(reply, Exception):
+            raise reply
+        taken, flat = reply
+        if not taken:
+            self.redis.zrem(self.keys.leases, stream_id)
+        if not flat:
+            raise StreamNotFoundError(stream_id)
+        meta = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        return Lease(bool(taken), meta)
 
     def renew_leases(self, owned: dict[str, str], lease_seconds: float) -> list[str]:
         """Extend the leases of `owned` (stream id -> writer token) in one round

@@ -126,14 +126,13 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     A rerun after a lost worker opens with `reset` instead of `start`.
     """
     try:
-        meta = ctx.store.meta(stream_id)
+        lease = ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds)
     except StreamNotFoundError:
         log.warning("stream %s: expired before a worker took it", stream_id)
         return "missing"
-    if meta["status"] != StreamStatus.QUEUED.value:
-        return meta["status"]
-    if not ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds):
-        return ctx.store.meta(stream_id)["status"]
+    meta = lease.meta
+    if not lease.taken:
+        return meta["status"]  # cancelled while queued, or another worker has it
     request = json.loads(meta["request"])
     bind(stream_id=stream_id, request_id=request.get("request_id"))
     last_seq = int(meta.get("last_seq", 0))
@@ -187,7 +186,7 @@ def _generate(
     try:
         while True:
             try:
-                return _answer(ctx, request, generation, publisher, deadline, watch)
+                return _answer(ctx.upstream.open(request), generation, publisher, deadline, watch)
             except UpstreamError as exc:
                 if generation.released:
                     return RELEASED
@@ -222,8 +221,7 @@ def _generate(
 
 
 def _answer(
-    ctx: GenerationContext,
-    request: dict[str, Any],
+    call: UpstreamCall,
     generation: Generation,
     publisher: Publisher,
     deadline: float,
@@ -232,7 +230,6 @@ def _answer(
     """One upstream call, streamed into the publisher; raises UpstreamError."""
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
-    call = ctx.upstream.open(request)
     try:
         generation.attach(call)
         for piece in call:

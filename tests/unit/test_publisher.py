@@ -25,7 +25,7 @@ def store(prefix):
 def started(store, *, outage_window=30.0) -> Publisher:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 30)
+    assert store.acquire_lease(sid, 30).taken
     publisher = Publisher(store, sid, new_stream_id(), first_seq=1, interval=60.0, outage_window=outage_window)
     publisher.begin(EventType.START, START)
     return publisher

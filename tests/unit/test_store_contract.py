@@ -157,7 +157,7 @@ def test_read_pages_through_long_streams_and_honours_bounds(store, sid):
 
 
 def test_leases_renew_and_fence(store, sid):
-    assert store.acquire_lease(sid, 30)
+    assert store.acquire_lease(sid, 30).taken
     store.append(sid, "w1", 1, [START], begin=True)
     assert store.renew_leases({sid: "w1"}, 30) == []
     assert store.renew_leases({sid: "w2"}, 30) == [sid]
@@ -167,7 +167,7 @@ def test_leases_renew_and_fence(store, sid):
 
 def test_an_expired_lease_is_requeued_then_failed_when_attempts_run_out(store, sid):
     for attempt in (1, 2):
-        assert store.acquire_lease(sid, 0)
+        assert store.acquire_lease(sid, 0).taken
         first = store.meta(sid)["last_seq"]
         store.append(sid, f"w{attempt}", int(first) + 1, [START if attempt == 1 else (EventType.RESET, {"attempt": attempt, "reason": "worker_lost"})], begin=True)
         assert store.expired_leases() == [sid]
@@ -178,7 +178,7 @@ def test_an_expired_lease_is_requeued_then_failed_when_attempts_run_out(store, s
 
 
 def test_a_lost_stream_with_a_pending_cancel_ends_cancelled(store, sid):
-    assert store.acquire_lease(sid, 0)
+    assert store.acquire_lease(sid, 0).taken
     store.append(sid, "w1", 1, [START], begin=True)
     store.cancel(sid)
     assert store.reclaim(sid, "worker_lost", 3) == ("cancelled", 1)
@@ -186,7 +186,7 @@ def test_a_lost_stream_with_a_pending_cancel_ends_cancelled(store, sid):
 
 
 def test_a_worker_lost_before_its_first_write_is_requeued_without_an_attempt(store, sid):
-    assert store.acquire_lease(sid, 0)
+    assert store.acquire_lease(sid, 0).taken
     assert store.reclaim(sid, "worker_lost", 3) == ("requeue", 1)
     assert store.meta(sid)["status"] == "queued"
     # A second reaper racing the first finds nothing left to do.
@@ -194,6 +194,27 @@ def test_a_worker_lost_before_its_first_write_is_requeued_without_an_attempt(sto
 
 
 def test_a_forced_hand_over_ignores_the_lease_time(store, sid):
-    assert store.acquire_lease(sid, 60)
+    assert store.acquire_lease(sid, 60).taken
     store.append(sid, "w1", 1, [START], begin=True)
     assert store.reclaim(sid, "worker_shutdown", 3, force=True) == ("requeue", 2)
+
+
+def test_acquiring_a_lease_returns_the_stream_as_it_was(store, sid):
+    lease = store.acquire_lease(sid, 30)
+    assert lease.taken and lease.meta["status"] == "queued" and json.loads(lease.meta["request"]) == REQUEST
+    assert store.expired_leases() == [] and store.redis.zscore(store.keys.leases, sid) is not None
+    # Taken already: a second worker gets the metadata and no lease.
+    store.append(sid, "w1", 1, [START], begin=True)
+    second = store.acquire_lease(sid, 30)
+    assert not second.taken and second.meta["status"] == "running"
+    with pytest.raises(StreamNotFoundError):
+        store.acquire_lease(new_stream_id(), 30)
+
+
+def test_pipelined_scripts_survive_redis_losing_them(store, sid):
+    # Both calls go by SHA; after a restart (here SCRIPT FLUSH) Redis answers NOSCRIPT.
+    store.redis.script_flush()
+    assert store.acquire_lease(sid, 30).taken
+    store.append(sid, "w1", 1, [START], begin=True)
+    store.redis.script_flush()
+    assert store.append_many([AppendRequest(sid, "w1", 2, [delta("a")])])[0].last_seq == 2
