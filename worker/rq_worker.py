@@ -38,6 +38,38 @@ HEARTBEAT_SECONDS = 10
 INTAKE_FETCHERS = 8
 
 
+class _Prepared:
+    """RQ's bookkeeping for a job that starts (its execution record, the
+    started registry), done in a thread of its own."""
+
+    def __init__(self, worker: ConcurrentWorker, job: Job) -> None:
+        self.execution: Execution | None = None
+        self._worker = worker
+        self._job = job
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name=f"prepare-{job.id}", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        worker, job = self._worker, self._job
+        try:
+            self.execution = worker.prepare_execution(job)
+            with worker._running_lock:
+                if job.id in worker._running:
+                    worker._running[job.id] = (job, self.execution, worker._running[job.id][2])
+            worker.prepare_job_execution(job, remove_from_intermediate_queue=len(worker.queues) == 1)
+        except BaseException as exc:  # raised again by wait()
+            self._error = exc
+
+    def wait(self) -> Execution:
+        """The execution once the bookkeeping is done; raises what it raised."""
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+        assert self.execution is not None
+        return self.execution
+
+
 class ConcurrentWorker(SimpleWorker):
     """Runs up to `concurrency` jobs at once; `runner(*job.args)` does the work."""
 
@@ -193,10 +225,7 @@ class ConcurrentWorker(SimpleWorker):
 
     def _perform(self, job: Job, queue: Queue) -> None:
         try:
-            execution = self.prepare_execution(job)
-            with self._running_lock:
-                self._running[job.id] = (job, execution, threading.current_thread())
-            self.perform_job(job, queue, execution)
+            self.perform_job(job, queue)
         finally:
             with self._running_lock:
                 self._running.pop(job.id, None)
@@ -205,12 +234,17 @@ class ConcurrentWorker(SimpleWorker):
             if idle:
                 self.set_state(WorkerStatus.IDLE)
 
-    def perform_job(self, job: Job, queue: Queue, execution: Execution) -> bool:
-        """RQ's perform_job, calling the runner instead of importing the job's function."""
+    def perform_job(self, job: Job, queue: Queue) -> bool:  # type: ignore[override]
+        """RQ's perform_job, calling the runner instead of importing the job's
+        function, with RQ's bookkeeping beside the runner rather than before
+        it: two Redis round trips that the answer's first token need not wait for."""
+        prepared = _Prepared(self, job)
         try:
-            self.prepare_job_execution(job, remove_from_intermediate_queue=len(self.queues) == 1)
             job.started_at = now()
-            return_value = self._runner(*job.args)
+            try:
+                return_value = self._runner(*job.args)
+            finally:
+                execution = prepared.wait()
             if return_value == RELEASED:
                 # Another worker runs it now (or will): only this execution ends.
                 with self.connection.pipeline() as pipe:
@@ -219,7 +253,7 @@ class ConcurrentWorker(SimpleWorker):
                 return True
             self._finalize_success(job, queue, execution, return_value)
         except Exception:
-            self._finalize_failure(job, queue, execution, sys.exc_info())
+            self._finalize_failure(job, queue, prepared.execution, sys.exc_info())
             return False
         return True
 
