@@ -69,6 +69,7 @@ class RequestRecord:
     model: str
     prompt: str
     stream: bool
+    client_port: int  # tells connections apart: an HTTP client that reuses one sends the same
     tokens_sent: int = 0
     finished: bool = False
     aborted: bool = False
@@ -100,7 +101,7 @@ def create_app(config: MockConfig) -> Flask:
         body = request.get_json(force=True)
         model = body.get("model", "mock")
         prompt = _last_user_message(body.get("messages", []))
-        record = RequestRecord(next(ids), model, prompt, bool(body.get("stream")))
+        record = RequestRecord(next(ids), model, prompt, bool(body.get("stream")), int(request.environ["REMOTE_PORT"]))
         with lock:
             records.append(record)
             seen[(model, prompt)] += 1

@@ -25,6 +25,9 @@ __all__ = ["Piece", "Upstream", "UpstreamCall", "upstream_error"]
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT = 10.0
+# What an upstream may still send after `data: [DONE]` before the call is
+# closed without reading on (a well-behaved one sends only the body's end).
+MAX_BYTES_AFTER_DONE = 64 * 1024
 
 
 class Upstream:
@@ -79,11 +82,19 @@ class UpstreamCall:
 
     def __iter__(self) -> Iterator[Piece]:
         parser = ChunkParser()
+        after_done = 0
         try:
             for data in self._response.iter_bytes():
-                yield from parser.feed(data)
                 if parser.done:
-                    return
+                    # The body's last bytes are read to its end, so the HTTP
+                    # connection goes back to the pool instead of being closed:
+                    # a new one per answer costs a connect (a TLS handshake on
+                    # the real API) before the next answer's first token.
+                    after_done += len(data)
+                    if after_done > MAX_BYTES_AFTER_DONE:
+                        return
+                    continue
+                yield from parser.feed(data)
         except Exception as exc:
             raise upstream_error(exc) from None  # see Upstream.open
         finally:

@@ -37,6 +37,16 @@ def test_ndjson_stream_reassembles_to_the_upstream_text(stack):
     assert received.terminal["usage"]["completion_tokens"] == TOKENS
 
 
+def test_answers_in_a_row_reuse_the_upstream_connection(stack):
+    # Each answer's body is read to its end, so its HTTP connection goes back
+    # to the SDK's pool: a new one per answer would cost a connect (on the real
+    # API, a TLS handshake) before every first token.
+    for i in range(3):
+        assert_complete(read(post_stream(stack.base_url, chat(f"reuse {i}"))), f"reuse {i}")
+    ports = {r["client_port"] for r in stack.mock_stats() if r["prompt"].startswith("reuse ")}
+    assert len(ports) == 1
+
+
 def test_sse_stream_reassembles_and_ids_are_seqs(stack):
     response = post_stream(stack.base_url, chat("sse please"), sse=True)
     assert response.headers["Content-Type"].startswith("text/event-stream")

@@ -1,7 +1,9 @@
-"""The worker's chunk parser, fed event-stream bytes split at awkward places."""
+"""The worker's chunk parser, fed event-stream bytes split at awkward places,
+and the upstream call that feeds it."""
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import pytest
@@ -9,6 +11,7 @@ import pytest
 from spool.errors import UpstreamError
 from spool.mock_upstream import _chunk, _sse
 from worker.chunks import ChunkParser, Piece
+from worker.upstream import UpstreamCall
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "prompt_tokens_details": None}
 
@@ -60,3 +63,34 @@ def test_an_event_is_parsed_once_its_blank_line_arrives():
     parser = ChunkParser()
     assert parser.feed(b"data: " + json.dumps(_chunk("m", {"content": "x"}, "stop")).encode()) == []
     assert parser.feed(b"\n\n") == [Piece("x", "stop")]
+
+
+class FakeResponse:
+    """Stands in for the SDK's streaming response: yields `chunks`, counts reads."""
+
+    def __init__(self, chunks):
+        self.chunks = chunks
+        self.read = 0
+        self.closed = False
+
+    def iter_bytes(self):
+        for chunk in self.chunks:
+            self.read += 1
+            yield chunk
+
+    def close(self):
+        self.closed = True
+
+
+def test_a_call_reads_the_body_to_its_end_after_done_so_the_connection_is_reused():
+    response = FakeResponse([b'data: {"choices":[{"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n',
+                             b"data: [DONE]\n\n", b""])
+    assert [p.text for p in UpstreamCall(response)] == ["hi"]
+    assert response.read == 3 and response.closed
+
+
+def test_an_upstream_that_keeps_sending_after_done_is_cut_off():
+    endless = itertools.chain([b"data: [DONE]\n\n"], itertools.repeat(b"x" * 1024))
+    response = FakeResponse(endless)
+    assert list(UpstreamCall(response)) == []
+    assert response.read < 100 and response.closed
