@@ -9,12 +9,11 @@ from flask import current_app
 from rq import Queue
 
 from spool.keys import Keys
-from spool.redis_client import connect, connect_blocking
+from spool.redis_client import connect, connect_pubsub
 from spool.settings import Settings
 from spool.store import StreamStore
 from spool.tail import TailHub
 
-HUB_BLOCK_SECONDS = 5
 # Gateway commands are short; a few pooled connections serve thousands of
 # clients (they wait for a free one), keeping Redis' connection count fixed.
 POOL_CONNECTIONS = 8
@@ -37,17 +36,17 @@ class Services:
             client = connect(settings.streams_url, max_connections=POOL_CONNECTIONS)
             queue_client = (client if settings.streams_url == settings.redis_url
                             else connect(settings.redis_url, max_connections=POOL_CONNECTIONS))
-            blocking = lambda: connect_blocking(settings.streams_url, block_seconds=HUB_BLOCK_SECONDS)  # noqa: E731
+            pubsub = lambda: connect_pubsub(settings.streams_url)  # noqa: E731
         else:
             queue_client = client
-            blocking = lambda: client  # noqa: E731  (fakeredis: one in-process server)
+            pubsub = lambda: client  # noqa: E731  (fakeredis: one in-process server)
         keys = Keys(settings.key_prefix)
         return cls(
             settings=settings,
             redis=client,
             store=StreamStore(client, keys, settings.stream_ttl),
             queue=Queue(settings.queue, connection=queue_client),
-            hub=TailHub(client, blocking, f"{settings.key_prefix}:gateway-wake", HUB_BLOCK_SECONDS * 1000),
+            hub=TailHub(client, pubsub, keys.activity_channel),
         )
 
 

@@ -64,3 +64,9 @@ class Keys:
     def control_channel(self) -> str:
         """Pub/sub channel on which gateways tell workers to cancel a stream."""
         return f"{self.prefix}:control"
+
+    @property
+    def activity_channel(self) -> str:
+        """Pub/sub channel on which every write that adds events to a stream
+        publishes the stream's events key, for the gateways' TailHubs."""
+        return f"{self.prefix}:activity"

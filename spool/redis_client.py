@@ -8,6 +8,8 @@ whose shapes differ from fakeredis'. Every client spool opens comes from here.
 from __future__ import annotations
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 # Commands other than blocking reads answer in milliseconds; 10 s means Redis is gone.
 COMMAND_TIMEOUT = 10.0
@@ -36,5 +38,19 @@ def connect_blocking(url: str, *, block_seconds: float) -> redis.Redis:
         single_connection_client=True,
         socket_timeout=block_seconds + COMMAND_TIMEOUT,
         socket_connect_timeout=COMMAND_TIMEOUT,
+        protocol=2,
+    )
+
+
+def connect_pubsub(url: str) -> redis.Redis:
+    """A client for one pub/sub subscription, which takes the pool's single
+    connection. It never reconnects by itself: redis-py would resubscribe
+    silently, and the messages published meanwhile would be lost unnoticed."""
+    return redis.Redis.from_url(
+        url,
+        max_connections=1,
+        socket_timeout=COMMAND_TIMEOUT,
+        socket_connect_timeout=COMMAND_TIMEOUT,
+        retry=Retry(NoBackoff(), 0),
         protocol=2,
     )

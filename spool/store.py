@@ -23,7 +23,8 @@ from spool.keys import Keys
 from spool.wire import seq_of
 
 # KEYS: events, meta. ARGV: ttl, writer token, begin flag, first seq, event
-# count n, n (type, data) pairs, then (field, value) pairs for the meta hash.
+# count n, activity channel, n (type, data) pairs, then (field, value) pairs
+# for the meta hash. Publishes the events key on the activity channel.
 # Returns {last_seq, cancel_requested}, or {code, 0} with code -1 (no stream),
 # -2 (stream closed or not queued when beginning), -3 (another writer).
 _APPEND = """
@@ -49,17 +50,19 @@ if first + n - 1 <= last then return {last, cancel} end
 if status ~= 'running' then return {-2, 0} end
 if first ~= last + 1 then return {-3, 0} end
 for i = 0, n - 1 do
-  redis.call('XADD', KEYS[1], '0-' .. (first + i), 't', ARGV[6 + 2 * i], 'd', ARGV[7 + 2 * i])
+  redis.call('XADD', KEYS[1], '0-' .. (first + i), 't', ARGV[7 + 2 * i], 'd', ARGV[8 + 2 * i])
 end
+redis.call('PUBLISH', ARGV[6], KEYS[1])
 local fields = {'last_seq', first + n - 1}
-for i = 6 + 2 * n, #ARGV do fields[#fields + 1] = ARGV[i] end
+for i = 7 + 2 * n, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
 redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return {first + n - 1, cancel}
 """
-# KEYS: events, meta. ARGV: ttl, now, control channel, stream id.
-# Returns the status after the call, or false when there is no such stream.
+# KEYS: events, meta. ARGV: ttl, now, control channel, stream id, activity
+# channel. Returns the status after the call, or false when there is no such
+# stream.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status then return false end
@@ -67,6 +70,7 @@ if status == 'done' or status == 'error' or status == 'cancelled' then return st
 if status == 'queued' then
   local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 't', 'cancelled', 'd', '{}')
+  redis.call('PUBLISH', ARGV[5], KEYS[1])
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'ended_at', ARGV[2], 'last_seq', seq)
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
@@ -96,7 +100,8 @@ redis.call('HSET', KEYS[1], 'lease_until', ARGV[2])
 return 1
 """
 
-# KEYS: events, meta. ARGV: now (ms), max attempts, reason, ttl, now (s), force.
+# KEYS: events, meta. ARGV: now (ms), max attempts, reason, ttl, now (s), force,
+# activity channel (published to when the script ends the stream).
 # Takes a stream from a writer whose lease expired (or, with force, from one
 # that gives it up). Returns {outcome, attempt}: outcome 'requeue' (run it
 # again; attempt is the next one), 'failed' (attempts used up: ended with an
@@ -111,6 +116,7 @@ local attempt = tonumber(redis.call('HGET', KEYS[2], 'attempt') or '1')
 local function close(type_, data, fields)
   local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 't', type_, 'd', data)
+  redis.call('PUBLISH', ARGV[7], KEYS[1])
   redis.call('HSET', KEYS[2], 'last_seq', seq, 'ended_at', ARGV[5], 'writer', '', unpack(fields))
   redis.call('HDEL', KEYS[2], 'lease_until')
   redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -272,7 +278,10 @@ class StreamStore:
         return outcomes
 
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
-        args: list[Any] = [self.ttl, request.writer, "1" if request.begin else "0", request.first_seq, len(request.events)]
+        args: list[Any] = [
+            self.ttl, request.writer, "1" if request.begin else "0", request.first_seq, len(request.events),
+            self.keys.activity_channel,
+        ]
         fields: list[Any] = []
         for type_, data in request.events:
             args += [type_.value, encode_data(data)]
@@ -286,7 +295,7 @@ class StreamStore:
         Returns the status after the call; raises StreamNotFoundError."""
         status = self._cancel(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
-            args=[self.ttl, repr(time.time()), self.keys.control_channel, stream_id],
+            args=[self.ttl, repr(time.time()), self.keys.control_channel, stream_id, self.keys.activity_channel],
         )
         if not status:
             raise StreamNotFoundError(stream_id)
@@ -343,7 +352,8 @@ class StreamStore:
         its lease. Returns (outcome, attempt); see _RECLAIM."""
         outcome, attempt = self._reclaim(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
-            args=[_ms(time.time()), max_attempts, reason, self.ttl, repr(time.time()), "1" if force else "0"],
+            args=[_ms(time.time()), max_attempts, reason, self.ttl, repr(time.time()), "1" if force else "0",
+                  self.keys.activity_channel],
         )
         if outcome != b"alive":
             self.drop_lease(stream_id)

@@ -34,15 +34,19 @@ def store(redis_client, prefix) -> StreamStore:
 
 
 @pytest.fixture
-def hub(redis_client, prefix):
-    """A TailHub on the same backend; on real Redis its XREAD gets its own connection."""
+def pubsub_factory(redis_client):
+    """Clients for the hub's subscription; on real Redis each gets its own connection."""
+    if isinstance(redis_client, fakeredis.FakeRedis):
+        return lambda: redis_client
+    url = redis_client.connection_pool.connection_kwargs
+    return lambda: redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), protocol=2)
+
+
+@pytest.fixture
+def hub(redis_client, pubsub_factory, store):
+    """A TailHub on the same backend, listening on the store's activity channel."""
     from spool.tail import TailHub
 
-    if isinstance(redis_client, fakeredis.FakeRedis):
-        factory = lambda: redis_client  # noqa: E731
-    else:
-        url = redis_client.connection_pool.connection_kwargs
-        factory = lambda: redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), protocol=2)  # noqa: E731
-    hub = TailHub(redis_client, factory, f"{prefix}:wake", block_ms=1000)
+    hub = TailHub(redis_client, pubsub_factory, store.keys.activity_channel)
     yield hub
     hub.stop()

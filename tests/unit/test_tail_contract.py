@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+import redis
+
 from spool.events import EventType
-from spool.keys import new_stream_id
+from spool.keys import Keys, new_stream_id
+from spool.store import StreamStore
 from spool.tail import TailHub, events, wait_for_end
 from spool.wire import seq_of
 
@@ -93,28 +97,25 @@ def test_wait_for_end_reports_the_terminal_type_or_times_out(store, hub):
 
 
 class GatedClient:
-    """A blocking client whose XREADs wait until the test opens the gate."""
+    """The hub's command client, whose XREADs wait until the test opens the gate."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
         self.gate = threading.Event()
 
-    def xread(self, streams, block):
+    def xread(self, streams):
         self.gate.wait()
-        return self.inner.xread(streams, block=block)
-
-    def close(self) -> None:
-        self.gate.set()
+        return self.inner.xread(streams)
 
 
-def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, prefix):
+def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pubsub_factory):
     # Found by the benchmark's resume phase: a client dropped after seq 4 while
     # the hub's read for its old response (cursor 0-6) was in flight; the
     # resumed follower (after 4) must get 5 and 6, not jump to 7.
     sid = started(store)
     deltas(store, sid, 2, ["a", "b", "c", "d", "e"])
     client = GatedClient(store.redis)
-    hub = TailHub(store.redis, lambda: client, f"{prefix}:wake", block_ms=200)
+    hub = TailHub(client, pubsub_factory, store.keys.activity_channel)
     key = store.keys.events(sid).encode()
     try:
         sub = hub.subscribe(key.decode(), 4)
@@ -124,4 +125,155 @@ def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pr
         client.gate.set()
         assert [seq_of(entry_id) for entry_id, _ in sub.inbox.get(timeout=10)] == [5, 6]
     finally:
+        client.gate.set()
         hub.stop()
+
+
+class RecordingClient:
+    """The hub's command client, recording the keys each XREAD names."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.reads: list[set[bytes]] = []
+
+    def xread(self, streams):
+        self.reads.append(set(streams))
+        return self.inner.xread(streams)
+
+
+def test_reads_name_only_the_streams_that_were_written(store, pubsub_factory):
+    busy, *quiet = [started(store) for _ in range(3)]
+    client = RecordingClient(store.redis)
+    hub = TailHub(client, pubsub_factory, store.keys.activity_channel, full_read_seconds=3600)
+    try:
+        for sid in quiet:
+            hub.subscribe(store.keys.events(sid), 1)
+        follower = events(store, hub, busy, 1, idle_timeout=5)
+        deltas(store, busy, 2, ["a"])
+        assert next(follower).seq == 2
+        # Every read from here on started after the reads the joins asked for.
+        after_joins = len(client.reads)
+        deltas(store, busy, 3, ["b"])
+        assert next(follower).seq == 3
+        assert client.reads[after_joins:]
+        assert all(keys == {store.keys.events(busy).encode()} for keys in client.reads[after_joins:])
+    finally:
+        hub.stop()
+
+
+class DroppablePubSub:
+    """A subscription the test can break: once `dropped` is set, its next read
+    raises, or (`silently`) its connection drops and redis-py reconnects and
+    resubscribes on its own."""
+
+    def __init__(self, inner, dropped: threading.Event, silently: bool) -> None:
+        self.inner = inner
+        self.dropped = dropped
+        self.silently = silently
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def get_message(self, timeout=0.0):
+        if self.dropped.is_set():
+            if not self.silently:
+                raise redis.ConnectionError("dropped by the test")
+            self.dropped.clear()
+            self.inner.connection.disconnect()
+        return self.inner.get_message(timeout=timeout)
+
+
+@pytest.mark.parametrize("silently", [False, True], ids=["error", "resubscribed"])
+def test_a_lost_subscription_ends_followers_so_clients_resume(store, pubsub_factory, silently):
+    sid = started(store)
+    dropped = threading.Event()
+
+    class Client:
+        def __init__(self) -> None:
+            self.inner = pubsub_factory()
+
+        def pubsub(self):
+            return DroppablePubSub(self.inner.pubsub(), dropped, silently)
+
+    hub = TailHub(store.redis, Client, store.keys.activity_channel)
+    try:
+        stream = events(store, hub, sid, 1, idle_timeout=5)
+        deltas(store, sid, 2, ["a"])
+        assert next(stream).seq == 2  # the hub is serving
+        dropped.set()
+        assert next(stream, "ended") == "ended"  # without a terminal event: the client resumes
+        assert hub.followed == 0
+        # The next follower brings up a fresh subscription.
+        dropped.clear()
+        stream = events(store, hub, sid, 2, idle_timeout=5)
+        finish(store, sid, 3)
+        assert seqs(stream) == [3]
+    finally:
+        hub.stop()
+
+
+def test_a_subscription_killed_by_redis_ends_followers(prefix, redis_url):
+    # redis-py reconnects and resubscribes by itself; what was published in
+    # between is lost, so the hub must notice and end its followers.
+    name = f"{prefix}-hub"
+    client = redis.Redis.from_url(redis_url, protocol=2)
+    real = StreamStore(client, Keys(prefix), 3600)
+    hub = TailHub(client, lambda: redis.Redis.from_url(redis_url, client_name=name, protocol=2),
+                  real.keys.activity_channel)
+    try:
+        sid = started(real)
+        stream = events(real, hub, sid, 1, idle_timeout=5)
+        deltas(real, sid, 2, ["a"])
+        assert next(stream).seq == 2  # the hub is serving
+        [conn] = [c for c in client.client_list() if c["name"] == name]
+        client.client_kill_filter(_id=conn["id"])
+        assert next(stream, "ended") == "ended"
+        assert hub.followed == 0
+    finally:
+        hub.stop()
+        keys = list(client.scan_iter(match=f"{prefix}:*"))
+        if keys:
+            client.delete(*keys)
+        client.close()
+
+
+def test_a_write_that_announced_nothing_is_found_by_the_full_read(store, pubsub_factory):
+    # A worker of an older version, during a rolling deploy, appends without PUBLISH.
+    sid = started(store)
+    hub = TailHub(store.redis, pubsub_factory, store.keys.activity_channel, full_read_seconds=0.1)
+    try:
+        stream = events(store, hub, sid, 1, idle_timeout=5)
+        store.redis.xadd(store.keys.events(sid), {"t": "done", "d": "{}"}, id="0-2")
+        assert seqs(stream) == [2]
+    finally:
+        hub.stop()
+
+
+def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_factory):
+    pubsub = pubsub_factory().pubsub()
+    pubsub.subscribe(store.keys.activity_channel)
+
+    def next_message(type_: str) -> bytes:
+        while True:
+            message = pubsub.get_message(timeout=10)
+            assert message is not None
+            if message["type"] == type_:
+                return message["data"]
+
+    try:
+        next_message("subscribe")
+        appended = started(store)
+        assert next_message("message") == store.keys.events(appended).encode()
+        queued = new_stream_id()
+        store.create(queued, REQUEST)
+        store.cancel(queued)
+        assert next_message("message") == store.keys.events(queued).encode()
+        lost = new_stream_id()
+        store.create(lost, REQUEST)
+        assert store.acquire_lease(lost, -1)  # its worker vanishes at once
+        store.append(lost, "w", 1, [(EventType.START, {"id": lost, "model": "m", "created": 1})], begin=True)
+        assert next_message("message") == store.keys.events(lost).encode()
+        assert store.reclaim(lost, "worker_lost", max_attempts=1) == ("failed", 1)
+        assert next_message("message") == store.keys.events(lost).encode()
+    finally:
+        pubsub.close()
