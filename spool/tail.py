@@ -68,6 +68,8 @@ BATCH_WAIT_PER_STREAM = 50e-6
 BATCH_WAIT_MAX = 0.025
 # Every followed key is read this often whether or not it was announced.
 FULL_READ_SECONDS = 5.0
+# How long a hub with no followers keeps its subscription before it ends.
+LINGER_SECONDS = 30.0
 # A subscription silent this long is PINGed; without an answer it is lost.
 PING_SECONDS = 5.0
 # How often the listener looks up from the socket to see if its hub ended.
@@ -93,6 +95,7 @@ class _Session:
 
     over: bool = False
     lost: bool = False
+    idle_since: float | None = None  # since when nobody follows anything
     # The subscription's client: were it collected, it would close the
     # connection under the subscription.
     client: redis.Redis | None = None
@@ -107,11 +110,13 @@ class TailHub:
         pubsub_client_factory: Callable[[], redis.Redis],
         channel: str,
         full_read_seconds: float = FULL_READ_SECONDS,
+        linger_seconds: float = LINGER_SECONDS,
     ) -> None:
         self._redis = client
         self._pubsub_factory = pubsub_client_factory
         self._channel = channel.encode()
         self._full_read_seconds = full_read_seconds
+        self._linger_seconds = linger_seconds
         self._lock = threading.Lock()
         # Notified when a key turns dirty, the subscription is lost or the hub stops.
         self._changed = threading.Condition(self._lock)
@@ -155,6 +160,8 @@ class TailHub:
                 del self._subs[sub.key]
                 del self._cursors[sub.key]
                 self._dirty.discard(sub.key)
+                if not self._subs:
+                    self._changed.notify()  # the hub starts its linger now
 
     def stop(self) -> None:
         """End the hub thread (tests and shutdown)."""
@@ -247,7 +254,8 @@ class TailHub:
 
     def _serve(self, session: _Session) -> None:
         """Read the dirty keys (all keys every full_read_seconds) and dispatch,
-        until the hub stops, loses Redis or nobody follows anything."""
+        until the hub stops, loses Redis or nobody has followed anything for
+        linger_seconds."""
         next_full = time.monotonic()  # the first read covers every key
         while True:
             with self._lock:
@@ -277,10 +285,18 @@ class TailHub:
             if session.lost:
                 self._stop_followers()
                 return None, False
+            now = time.monotonic()
             if not self._subs:
-                self._thread = None
-                return None, False
-            full = time.monotonic() >= next_full
+                # Kept a while: a gateway whose clients come one at a time
+                # would otherwise reconnect and resubscribe for each of them.
+                session.idle_since = session.idle_since or now
+                if now - session.idle_since >= self._linger_seconds:
+                    self._thread = None
+                    return None, False
+                self._changed.wait(timeout=session.idle_since + self._linger_seconds - now)
+                continue
+            session.idle_since = None
+            full = now >= next_full
             if full or self._dirty:
                 keys = self._cursors.keys() if full else self._dirty
                 streams = {key: self._cursors[key] for key in keys}

@@ -277,3 +277,29 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
         assert next_message("message") == store.keys.events(lost).encode()
     finally:
         pubsub.close()
+
+
+def test_a_hub_keeps_its_subscription_between_followers_for_a_while(store, pubsub_factory):
+    def counted():
+        subscriptions.append(1)
+        return pubsub_factory()
+
+    for linger, expected in ((30.0, 1), (0.0, 2)):
+        subscriptions: list[int] = []
+        hub = TailHub(store.redis, counted, store.keys.activity_channel, linger_seconds=linger)
+        try:
+            for _ in range(2):  # two clients, one after the other
+                sid = started(store)
+                stream = events(store, hub, sid, 1, idle_timeout=5)
+                deltas(store, sid, 2, ["a"])  # delivered live, through the subscription
+                finish(store, sid, 3)
+                assert seqs(stream) == [2, 3] and hub.followed == 0
+                if linger == 0:
+                    # Without a linger the hub ends as soon as nobody follows anything.
+                    thread = hub._thread
+                    if thread is not None:
+                        thread.join(5)
+                        assert not thread.is_alive()
+        finally:
+            hub.stop()
+        assert len(subscriptions) == expected
