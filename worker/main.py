@@ -72,7 +72,8 @@ def run_worker(
         metrics.serve(metrics_port, concurrency, lambda: worker.running)
     log.info("worker %s: up to %d concurrent generations on queue %r", worker.name, concurrency, settings.queue)
     try:
-        return worker.work(burst=burst, logging_level=None)
+        # RQ sets its loggers to INFO when imported; they follow SPOOL_LOG_LEVEL instead.
+        return worker.work(burst=burst, logging_level=logging.getLogger().getEffectiveLevel())
     finally:
         leases.stop()
         listener.stop()

@@ -84,3 +84,14 @@ def test_metrics_logs_and_readiness(stack_factory):
     worker_log.stop()
     not_ready = requests.get(url + "/readyz", timeout=10)
     assert not_ready.status_code == 503 and not_ready.json()["error"]["code"] == "no_workers"
+
+
+def test_the_log_level_holds_for_rqs_own_loggers_too(stack_factory):
+    # RQ sets its loggers to INFO when imported: two lines per answer unless
+    # the worker hands SPOOL_LOG_LEVEL on to them.
+    stack = stack_factory(env={"SPOOL_LOG_LEVEL": "WARNING"}, mock_args=["--ttft-ms", "5", "--tokens", "3"])
+    assert read(post_stream(stack.base_url, chat("quiet"))).terminal["type"] == "done"
+    worker = next(p for p in stack.processes if p.name.startswith("worker"))
+    wait_until(lambda: stack.mock_stats()[0]["finished"], 10, "the answer to end")
+    lines = json_lines(worker.log_path)
+    assert not [line for line in lines if line.get("level") in ("info", "debug")]
