@@ -10,11 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import select
+import socket
 from collections.abc import Iterator
 from typing import Any
 
 import httpx2
 import openai
+from gevent import monkey
 
 from spool.errors import UpstreamError
 from spool.settings import Settings
@@ -38,6 +41,8 @@ class Upstream:
         concurrency); each keeps its HTTP connection alive for the next."""
         if not settings.openai_api_key:
             log.warning("OPENAI_API_KEY is empty; the upstream may refuse requests")
+        if monkey.is_module_patched("select"):
+            probe_pooled_connections_without_yielding()
         self._client = openai.OpenAI(
             api_key=settings.openai_api_key or "unset",
             base_url=settings.openai_base_url or None,
@@ -103,6 +108,35 @@ class UpstreamCall:
     def close(self) -> None:
         """Close the HTTP response, which ends the upstream generation."""
         self._response.close()
+
+
+def probe_pooled_connections_without_yielding() -> None:
+    """Make httpcore's check of idle pooled connections a plain poll(0).
+
+    Each time a request starts or ends, httpcore asks of every idle pooled
+    connection whether the server closed it, with poll(0), holding the pool's
+    lock (encode/httpcore#928 on how often). Under gevent the patched poll(0)
+    switches to the event loop, so every check waits a turn of every running
+    generation, lock held: with a few hundred connections pooled, answers
+    waited seconds for the model (docs/benchmarks.md). A zero-timeout poll
+    never blocks, so the original one serves.
+    """
+    try:
+        from httpcore2._backends import sync as sync_backend
+    except ImportError:
+        log.warning("httpcore2's sync backend moved: pooled connections are checked cooperatively (slow under load)")
+        return
+    poll = monkey.get_original("select", "poll")
+
+    def is_socket_readable(sock: socket.socket | None) -> bool:
+        fd = None if sock is None else sock.fileno()
+        if fd is None or fd < 0:
+            return True  # as httpcore's own: a gone socket reads as closed
+        poller = poll()
+        poller.register(fd, select.POLLIN)
+        return bool(poller.poll(0))
+
+    sync_backend.is_socket_readable = is_socket_readable
 
 
 def upstream_error(exc: BaseException) -> UpstreamError:

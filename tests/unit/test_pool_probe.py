@@ -1,0 +1,36 @@
+"""The worker's check of idle pooled upstream connections does not yield to
+gevent's event loop (worker/upstream.py). Run in a child process: the check
+only matters, and is only installed, where gevent has patched `select`."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+CHILD = """
+from gevent import monkey
+monkey.patch_all()
+import socket, gevent
+from httpcore2._backends import sync as sync_backend
+from worker.upstream import probe_pooled_connections_without_yielding
+
+if {install}:
+    probe_pooled_connections_without_yielding()
+ours, theirs = socket.socketpair()
+others_ran = []
+gevent.spawn(others_ran.append, 1)  # runs at the next switch to the event loop
+readable = [sync_backend.is_socket_readable(ours)]
+theirs.close()  # the server closed its end: the pooled connection reads as closed
+readable.append(sync_backend.is_socket_readable(ours))
+print(readable, bool(others_ran))
+"""
+
+
+@pytest.mark.parametrize("install, switched", [(True, False), (False, True)])
+def test_the_idle_connection_check_stays_on_the_caller(install, switched):
+    out = subprocess.run([sys.executable, "-c", CHILD.format(install=install)], capture_output=True, text=True,
+                         timeout=60, check=True).stdout.split("\n")[-2]
+    # It still tells an open connection from one the server closed.
+    assert out == f"[False, True] {switched}"
