@@ -14,8 +14,13 @@ _STREAM_ID = re.compile(r"[A-Za-z0-9_-]{22}")
 
 
 def new_stream_id() -> str:
-    """A fresh stream id: 128 random bits, URL-safe, 22 characters."""
-    return secrets.token_urlsafe(16)
+    """A fresh stream id: 128 random bits, URL-safe, 22 characters, never
+    starting with `-` (a command line such as `spool status <id>` would read
+    it as an option)."""
+    while True:
+        stream_id = secrets.token_urlsafe(16)
+        if not stream_id.startswith("-"):
+            return stream_id
 
 
 def is_stream_id(value: str) -> bool:
