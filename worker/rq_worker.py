@@ -52,6 +52,11 @@ class _Prepared:
 
     def _run(self) -> None:
         worker, job = self._worker, self._job
+        # Under gevent, start() runs this thread until its first wait for I/O,
+        # so RQ's Python would go before the answer's. Yielding first lets the
+        # job's thread send its lease and start the model call first: about
+        # 1 ms off the time to first token on a quiet worker.
+        time.sleep(0)
         try:
             self.execution = worker.prepare_execution(job)
             with worker._running_lock:
