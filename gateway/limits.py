@@ -85,7 +85,8 @@ def check_rate(client: redis.Redis, key_for, subject: str, limit: int, now: floa
 
 def admit_stream(stream_id: str) -> None:
     """Refuse a new stream when the queue is full or its client has too many
-    live streams; otherwise count it as live. Call once its metadata exists."""
+    live streams; otherwise count it as live. With a concurrency limit, call
+    it once the stream's metadata exists."""
     s = services()
     depth = s.settings.max_queue_depth
     if depth and s.queue.count >= depth:

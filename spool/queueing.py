@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+from redis.client import Pipeline
 from rq import Queue
 
 # The job function, by name: the gateway enqueues it without importing the worker.
 GENERATE_JOB = "worker.jobs.generate"
 
 
-def enqueue_generation(queue: Queue, stream_id: str, ttl: int) -> None:
-    """Put the stream's generation job on `queue`, visible to `rq info`.
+def enqueue_generation(queue: Queue, stream_id: str, ttl: int, pipeline: Pipeline | None = None) -> None:
+    """Put the stream's generation job on `queue`, visible to `rq info`. With
+    `pipeline`, the commands join it and the caller executes it.
 
     RQ's own job timeout is off: the worker enforces its generation limit
     itself, and cooperatively (RQ's timer would kill a whole process)."""
@@ -21,4 +23,5 @@ def enqueue_generation(queue: Queue, stream_id: str, ttl: int) -> None:
         result_ttl=ttl,
         failure_ttl=ttl,
         description=f"generate stream {stream_id}",
+        pipeline=pipeline,
     )

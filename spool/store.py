@@ -9,6 +9,7 @@ freely after a lost reply without duplicating anything.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 from collections.abc import Iterator, Sequence
@@ -208,11 +209,13 @@ class StreamStore:
         self._renew = client.register_script(_RENEW)
         self._reclaim = client.register_script(_RECLAIM)
 
-    def create(self, stream_id: str, request: dict[str, Any], owner: str = "") -> None:
+    def create(self, stream_id: str, request: dict[str, Any], owner: str = "",
+               pipeline: redis.client.Pipeline | None = None) -> None:
         """Record a new queued stream with the request it answers and, when the
-        gateway requires API keys, the hash naming the key that owns it."""
+        gateway requires API keys, the hash naming the key that owns it. With
+        `pipeline`, the commands join it and the caller executes it."""
         meta = self.keys.meta(stream_id)
-        with self.redis.pipeline() as pipe:
+        with self.redis.pipeline() if pipeline is None else contextlib.nullcontext(pipeline) as pipe:
             pipe.hset(meta, mapping={
                 **({"owner": owner} if owner else {}),
                 "status": StreamStatus.QUEUED.value,
@@ -222,7 +225,8 @@ class StreamStore:
                 "request": json.dumps(request, ensure_ascii=False),
             })
             pipe.expire(meta, self.ttl)
-            pipe.execute()
+            if pipeline is None:
+                pipe.execute()
 
     def delete(self, stream_id: str) -> None:
         """Remove a stream entirely (used when enqueueing it failed)."""

@@ -234,3 +234,16 @@ def test_queued_streams_report_their_place_in_the_queue(client, services):
     assert json.loads(next(body)) == {"type": "heartbeat"}
     assert json.loads(next(body)) == {"type": "queued", "queue_position": 3}
     response.close()
+
+
+def test_a_new_stream_is_recorded_and_enqueued_in_one_round_trip(client, services, redis_client):
+    # Nothing on the worker's side can start before this reaches Redis.
+    client.post("/v1/streams", json=CHAT)  # the first request also sets up the read-token secret
+    taken = []
+    get_connection = redis_client.connection_pool.get_connection
+    redis_client.connection_pool.get_connection = lambda *a, **kw: taken.append(1) or get_connection(*a, **kw)
+    response = client.post("/v1/streams", json=CHAT)
+    assert response.status_code == 202
+    assert len(taken) == 1
+    assert services.queue.job_ids[-1] == response.get_json()["id"]
+    assert services.store.meta(response.get_json()["id"])["status"] == "queued"
