@@ -82,14 +82,26 @@ redis.call('PUBLISH', ARGV[3], ARGV[4])
 return status
 """
 
-# KEYS: meta. ARGV: lease expiry (ms). A worker takes a queued stream's lease
-# before its first write. Returns {1, meta} when it took it, {0, meta} when
-# the stream is not queued (meta: the hash as a flat list; empty when gone).
+# KEYS: meta, events. ARGV: lease expiry (ms), writer token ('' to only take
+# the lease), now (s), ttl, activity channel. A worker takes a queued
+# stream's lease before its first write. Returns {1, meta} when it took it,
+# {0, meta} when the stream is not queued (meta: the hash as a flat list, as
+# it was before the call; empty when gone). With a writer token, a stream
+# with nothing written yet is also claimed for the writer with the `start`
+# event its gateway stored (as the append script's begin would), and the
+# reply is {2, meta}.
 _ACQUIRE = """
 local meta = redis.call('HGETALL', KEYS[1])
 if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return {0, meta} end
 redis.call('HSET', KEYS[1], 'lease_until', ARGV[1])
-return {1, meta}
+local start = redis.call('HGET', KEYS[1], 'start_data')
+if ARGV[2] == '' or not start or redis.call('HGET', KEYS[1], 'last_seq') ~= '0' then return {1, meta} end
+redis.call('XADD', KEYS[2], '0-1', 't', 'start', 'd', start)
+redis.call('PUBLISH', ARGV[5], KEYS[2])
+redis.call('HSET', KEYS[1], 'writer', ARGV[2], 'status', 'running', 'last_seq', 1, 'started_at', ARGV[3])
+redis.call('EXPIRE', KEYS[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+return {2, meta}
 """
 
 # KEYS: meta. ARGV: writer token, lease expiry (ms). Returns 1 while the
@@ -176,11 +188,13 @@ class AppendRequest:
 
 @dataclass(frozen=True)
 class Lease:
-    """The outcome of acquire_lease: `taken`, and the stream's metadata as
-    it was just before (`status` says why when not taken)."""
+    """The outcome of acquire_lease: `taken`, whether the `start` event was
+    written with it (`started`), and the stream's metadata as it was just
+    before (`status` says why when not taken)."""
 
     taken: bool
     meta: dict[str, str]
+    started: bool = False
 
 
 @dataclass(frozen=True)
@@ -215,14 +229,17 @@ class StreamStore:
         gateway requires API keys, the hash naming the key that owns it. With
         `pipeline`, the commands join it and the caller executes it."""
         meta = self.keys.meta(stream_id)
+        now = time.time()
         with self.redis.pipeline() if pipeline is None else contextlib.nullcontext(pipeline) as pipe:
             pipe.hset(meta, mapping={
                 **({"owner": owner} if owner else {}),
                 "status": StreamStatus.QUEUED.value,
                 "model": request["model"],
-                "created_at": repr(time.time()),
+                "created_at": repr(now),
                 "last_seq": 0,
                 "request": json.dumps(request, ensure_ascii=False),
+                # The first event, written by the worker's lease (acquire_lease).
+                "start_data": encode_data({"id": stream_id, "model": request["model"], "created": int(now)}),
             })
             pipe.expire(meta, self.ttl)
             if pipeline is None:
@@ -305,20 +322,26 @@ class StreamStore:
             raise StreamNotFoundError(stream_id)
         return StreamStatus(status.decode())
 
-    def acquire_lease(self, stream_id: str, lease_seconds: float) -> Lease:
+    def acquire_lease(self, stream_id: str, lease_seconds: float, writer: str = "") -> Lease:
         """Take the lease of a queued stream before its first write, and index
         it so other workers find it if this one dies; one round trip. The
         Lease says whether it was taken and holds the stream's metadata.
-        Raises StreamNotFoundError."""
-        until = _ms(time.time() + lease_seconds)
+
+        With `writer`, a stream with nothing written yet is claimed for it
+        with its `start` event in the same round trip (Lease.started); a
+        rerun, or a stream recorded without its start event, is left for
+        the writer's first append. Raises StreamNotFoundError."""
+        now = time.time()
+        until = _ms(now + lease_seconds)
         # The index first: a lease the index misses could never be reaped.
-        key = self.keys.meta(stream_id)
+        keys = [self.keys.meta(stream_id), self.keys.events(stream_id)]
+        args = [until, writer, repr(now), self.ttl, self.keys.activity_channel]
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.leases, {stream_id: until})
-            pipe.evalsha(self._acquire.sha, 1, key, until)  # by SHA, as in append_many
+            pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)  # by SHA, as in append_many
             _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, redis.exceptions.NoScriptError):
-            reply = self._acquire(keys=[key], args=[until])
+            reply = self._acquire(keys=keys, args=args)
         elif isinstance(reply, Exception):
             raise reply
         taken, flat = reply
@@ -327,7 +350,7 @@ class StreamStore:
         if not flat:
             raise StreamNotFoundError(stream_id)
         meta = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
-        return Lease(bool(taken), meta)
+        return Lease(bool(taken), meta, started=taken == 2)
 
     def renew_leases(self, owned: dict[str, str], lease_seconds: float) -> list[str]:
         """Extend the leases of `owned` (stream id -> writer token) in one round

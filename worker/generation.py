@@ -125,8 +125,9 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     (cancelled while queued). Raises GenerationFailed after writing `error`.
     A rerun after a lost worker opens with `reset` instead of `start`.
     """
+    writer = uuid.uuid4().hex
     try:
-        lease = ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds)
+        lease = ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds, writer)
     except StreamNotFoundError:
         log.warning("stream %s: expired before a worker took it", stream_id)
         return "missing"
@@ -140,19 +141,24 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     publisher = Publisher(
         ctx.store,
         stream_id,
-        uuid.uuid4().hex,
-        first_seq=last_seq + 1,
+        writer,
+        first_seq=last_seq + (2 if lease.started else 1),
         interval=ctx.settings.coalesce_ms / 1000,
         outage_window=ctx.settings.redis_outage_window,
     )
-    try:
-        if last_seq == 0:
-            publisher.begin(EventType.START, {"id": stream_id, "model": request["model"], "created": int(time.time())})
-        else:
-            publisher.begin(EventType.RESET, {"attempt": attempt, "reason": meta.get("reset_reason", "worker_lost")})
-    except StreamClosedError:
-        ctx.store.drop_lease(stream_id)
-        return ctx.store.meta(stream_id)["status"]
+    # Unless the lease wrote `start` (one round trip fewer before the model
+    # is asked), the first append claims the stream: `start`, or `reset` on a rerun.
+    if not lease.started:
+        try:
+            if last_seq == 0:
+                start = {"id": stream_id, "model": request["model"], "created": int(float(meta["created_at"]))}
+                publisher.begin(EventType.START, start)
+            else:
+                reason = meta.get("reset_reason", "worker_lost")
+                publisher.begin(EventType.RESET, {"attempt": attempt, "reason": reason})
+        except StreamClosedError:
+            ctx.store.drop_lease(stream_id)
+            return ctx.store.meta(stream_id)["status"]
     watch = GenerationWatch(float(meta["created_at"]))
     outcome = "error"
     generation = Generation(stream_id)

@@ -102,6 +102,19 @@ def test_an_answer_is_written_start_deltas_done(store, flusher):
     assert upstream.requests == [REQUEST]
 
 
+def test_the_lease_writes_start_so_the_model_is_asked_one_round_trip_sooner(store, flusher):
+    before_model = []
+    append = store.append
+    store.append = lambda *a, **kw: before_model.append(a) or append(*a, **kw)
+    upstream = ScriptedUpstream(Piece("Hi"), Piece(finish_reason="stop"))
+    upstream_open = upstream.open
+    upstream.open = lambda request: before_model.append("model asked") or upstream_open(request)
+    sid, outcome = run(store, flusher, upstream)
+    assert outcome == "done"
+    assert before_model[0] == "model asked"  # no append went before it
+    assert [t for t, _ in written(store, sid)] == ["start", "delta", "done"]
+
+
 def test_deltas_are_coalesced_but_the_first_goes_alone(store, flusher):
     pieces = [Piece(f"{i} ") for i in range(200)] + [Piece(finish_reason="length")]
     sid, _ = run(store, flusher, ScriptedUpstream(*pieces))

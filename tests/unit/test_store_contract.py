@@ -218,3 +218,38 @@ def test_pipelined_scripts_survive_redis_losing_them(store, sid):
     store.append(sid, "w1", 1, [START], begin=True)
     store.redis.script_flush()
     assert store.append_many([AppendRequest(sid, "w1", 2, [delta("a")])])[0].last_seq == 2
+
+
+def test_a_writers_lease_on_a_fresh_stream_writes_its_start(store, sid):
+    lease = store.acquire_lease(sid, 30, writer="w1")
+    assert lease.taken and lease.started and lease.meta["last_seq"] == "0"
+    [start] = store.read(sid, 0)
+    created = int(float(store.meta(sid)["created_at"]))  # the second the gateway recorded it
+    assert (start.seq, start.type, json.loads(start.data)) == (1, b"start", {"id": sid, "model": "m", "created": created})
+    meta = store.meta(sid)
+    assert (meta["status"], meta["writer"], meta["last_seq"]) == ("running", "w1", "1") and "started_at" in meta
+    # The stream is the writer's: its next append goes on, another writer's is refused.
+    assert store.append(sid, "w1", 2, [delta("a")]).last_seq == 2
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w2", 3, [delta("b")], begin=True)
+    # A second worker gets no lease and writes nothing.
+    second = store.acquire_lease(sid, 30, writer="w2")
+    assert not second.taken and not second.started and [e.seq for e in store.read(sid, 0)] == [1, 2]
+
+
+def test_a_rerun_lease_leaves_its_first_event_to_the_writer(store, sid):
+    assert store.acquire_lease(sid, 0, writer="w1").started
+    assert store.reclaim(sid, "worker_lost", 3) == ("requeue", 2)
+    lease = store.acquire_lease(sid, 30, writer="w2")
+    assert lease.taken and not lease.started and lease.meta["last_seq"] == "1"
+    assert [e.type for e in store.read(sid, 0)] == [b"start"]
+    store.append(sid, "w2", 2, [(EventType.RESET, {"attempt": 2, "reason": "worker_lost"})], begin=True)
+    assert store.meta(sid)["writer"] == "w2"
+
+
+def test_a_stream_recorded_without_its_start_event_is_only_leased(store, sid):
+    # As recorded by a gateway from before the lease wrote `start` (a rolling deploy).
+    store.redis.hdel(store.keys.meta(sid), "start_data")
+    lease = store.acquire_lease(sid, 30, writer="w1")
+    assert lease.taken and not lease.started and list(store.read(sid, 0)) == []
+    assert store.meta(sid)["status"] == "queued"
