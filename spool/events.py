@@ -59,6 +59,11 @@ class Event:
         return cls(seq=int(obj["seq"]), type=EventType(obj["type"]), data=data)
 
 
+def start_data(stream_id: str, model: str, created_at: float) -> dict[str, Any]:
+    """The `start` event's data for a stream created at `created_at`."""
+    return {"id": stream_id, "model": model, "created": int(created_at)}
+
+
 def encode_data(data: dict[str, Any]) -> str:
     """Compact JSON for an event's fields, as stored in Redis."""
     return json.dumps(data, separators=(",", ":"), ensure_ascii=False)

@@ -19,7 +19,7 @@ from typing import Any
 import redis
 
 from spool.errors import StreamClosedError, StreamNotFoundError
-from spool.events import EventType, StreamStatus, encode_data
+from spool.events import EventType, StreamStatus, encode_data, start_data
 from spool.keys import Keys
 from spool.wire import seq_of
 
@@ -92,11 +92,12 @@ return status
 # reply is {2, meta}.
 _ACQUIRE = """
 local meta = redis.call('HGETALL', KEYS[1])
-if redis.call('HGET', KEYS[1], 'status') ~= 'queued' then return {0, meta} end
+local field = {}
+for i = 1, #meta, 2 do field[meta[i]] = meta[i + 1] end
+if field.status ~= 'queued' then return {0, meta} end
 redis.call('HSET', KEYS[1], 'lease_until', ARGV[1])
-local start = redis.call('HGET', KEYS[1], 'start_data')
-if ARGV[2] == '' or not start or redis.call('HGET', KEYS[1], 'last_seq') ~= '0' then return {1, meta} end
-redis.call('XADD', KEYS[2], '0-1', 't', 'start', 'd', start)
+if ARGV[2] == '' or not field.start_data or field.last_seq ~= '0' then return {1, meta} end
+redis.call('XADD', KEYS[2], '0-1', 't', 'start', 'd', field.start_data)
 redis.call('PUBLISH', ARGV[5], KEYS[2])
 redis.call('HSET', KEYS[1], 'writer', ARGV[2], 'status', 'running', 'last_seq', 1, 'started_at', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
@@ -239,7 +240,7 @@ class StreamStore:
                 "last_seq": 0,
                 "request": json.dumps(request, ensure_ascii=False),
                 # The first event, written by the worker's lease (acquire_lease).
-                "start_data": encode_data({"id": stream_id, "model": request["model"], "created": int(now)}),
+                "start_data": encode_data(start_data(stream_id, request["model"], now)),
             })
             pipe.expire(meta, self.ttl)
             if pipeline is None:

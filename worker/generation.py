@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from spool.errors import StreamClosedError, StreamNotFoundError, UpstreamError
-from spool.events import EventType, StreamStatus
+from spool.events import EventType, StreamStatus, start_data
 from spool.logs import bind
 from spool.settings import Settings
 from spool.store import StreamStore
@@ -151,8 +151,7 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     if not lease.started:
         try:
             if last_seq == 0:
-                start = {"id": stream_id, "model": request["model"], "created": int(float(meta["created_at"]))}
-                publisher.begin(EventType.START, start)
+                publisher.begin(EventType.START, start_data(stream_id, request["model"], float(meta["created_at"])))
             else:
                 reason = meta.get("reset_reason", "worker_lost")
                 publisher.begin(EventType.RESET, {"attempt": attempt, "reason": reason})

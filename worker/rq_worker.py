@@ -142,7 +142,7 @@ class ConcurrentWorker(SimpleWorker):
             return self._dequeue(burst=True)
         self._start_fetchers()
         while True:
-            self._beat()
+            self.heartbeat()
             try:
                 result = self._fetched.get(timeout=DEQUEUE_STEP_SECONDS)
             except queue.Empty:
@@ -184,7 +184,7 @@ class ConcurrentWorker(SimpleWorker):
         backoff = 0.5
         while not self._stop_requested:
             if burst:  # else the fetchers run this, and the dequeue loop beats
-                self._beat()
+                self.heartbeat()
             if not self._slots.acquire(timeout=DEQUEUE_STEP_SECONDS):
                 continue
             try:
@@ -286,9 +286,6 @@ class ConcurrentWorker(SimpleWorker):
     def _running_threads(self) -> list[threading.Thread]:
         with self._running_lock:
             return [thread for _, _, thread in self._running.values() if thread.is_alive()]
-
-    def _beat(self) -> None:
-        self.heartbeat()
 
     def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
         """RQ's worker heartbeat, sent at most every HEARTBEAT_SECONDS unless
