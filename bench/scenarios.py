@@ -30,6 +30,13 @@ class Options:
     targets: tuple[str, ...] = ("mock", "resumable", "direct", "spool")
 
 
+# Metering goes on this long after a phase's last answer, for every target
+# alike, so that work done after the clients saw the end (closing connections,
+# the end-of-answer writes) counts in the phase it belongs to.
+SETTLE_SECONDS = 0.25
+SETTLE_LIMIT = 30.0
+
+
 def phase(s: bench_stack.BenchStack, name: str, target: str, concurrency: int, tokens: int, **kwargs) -> Row:
     """Run one target at one concurrency and measure it."""
     with Meter(s.procs, s.redis, s.redis_port, s.started_key) as meter:
@@ -37,7 +44,17 @@ def phase(s: bench_stack.BenchStack, name: str, target: str, concurrency: int, t
         results = asyncio.run(run_streams(s.targets[target], concurrency, tokens=tokens,
                                           label=f"{name}-{target}-{concurrency}", **kwargs))
         wall = time.perf_counter() - started
+        settle(s, target)
     return summarize(name, target, results, tokens, wall, meter.cost)
+
+
+def settle(s: bench_stack.BenchStack, target: str) -> None:
+    """Wait until the target has finished the phase's answers: spool's worker
+    ends a job after its client read `done` (RQ's registry empties then)."""
+    deadline = time.monotonic() + SETTLE_LIMIT
+    while target == "spool" and s.redis.zcard(s.started_key) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(SETTLE_SECONDS)
 
 
 def runnable(targets: tuple[str, ...], log=print) -> tuple[str, ...]:
