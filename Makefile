@@ -46,5 +46,11 @@ test-frontend:
 bench: install
 	$(BIN)/python -m bench
 
+# Vercel's resumable-stream (Node 20, npm packages pinned by its lockfile): the
+# `resumable` target of `python -m bench`, skipped with a message without it.
+.PHONY: bench-peers
+bench-peers:
+	cd bench/peers/resumable-stream && npm ci --no-audit --no-fund
+
 clean:
 	rm -rf $(VENV) frontend/node_modules frontend/dist tests/sdk-node/node_modules test-artifacts

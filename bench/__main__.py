@@ -7,7 +7,7 @@ import os
 import signal
 import sys
 
-from bench.report import details, table
+from bench.report import details, summary, table
 from bench.scenarios import Options, knees, scale, standard
 
 
@@ -23,7 +23,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gateway-workers", type=int, default=1, help="gunicorn workers of the gateway")
     parser.add_argument("--coalesce-ms", type=float, default=None, help="SPOOL_COALESCE_MS for the workers")
     parser.add_argument("--ramp", type=float, default=2.0, help="seconds over which clients start")
-    parser.add_argument("--targets", default="mock,direct,spool")
+    parser.add_argument("--burst", type=float, default=0.4, help="standard: seconds over which the burst's clients start")
+    parser.add_argument("--targets", default="mock,resumable,direct,spool",
+                        help="resumable is skipped, with a message, without Node 20 and `make bench-peers`")
     args = parser.parse_args(argv)
     # SIGTERM as an exception, so the Fleet stops every process it started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -31,13 +33,15 @@ def main(argv: list[str] | None = None) -> int:
         clients=args.clients, ttft_rounds=args.ttft_rounds,
         levels=tuple(int(x) for x in args.levels.split(",")), workers=args.workers,
         worker_concurrency=args.worker_concurrency, gateway_workers=args.gateway_workers,
-        coalesce_ms=args.coalesce_ms, ramp=args.ramp, targets=tuple(args.targets.split(",")),
+        coalesce_ms=args.coalesce_ms, ramp=args.ramp, burst=args.burst, targets=tuple(args.targets.split(",")),
     )
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"load before: {os.getloadavg()[0]:.2f} (1-minute average) on {os.cpu_count()} CPUs")
     rows = standard(opts, log) if args.scenario == "standard" else scale(opts, args.tokens, log)
     print(table(rows))
     print(details(rows))
+    if args.scenario == "standard":
+        print(summary(rows))
     if args.scenario == "scale":
         print(knees(rows))
     print(f"load after: {os.getloadavg()[0]:.2f} (1-minute average)")

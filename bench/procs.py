@@ -1,5 +1,6 @@
-"""The processes a benchmark runs: a private Redis, the mock upstream, spool's
-gateway and workers, the direct proxy; and what each one costs, read from /proc.
+"""The processes a benchmark runs: private Redis servers, the mock upstream,
+spool's gateway and workers, the direct proxy, the Node peer; and what each
+one costs, read from /proc.
 
 Every process runs on this machine under the benchmark's control, so its CPU
 time and memory are attributable: Redis is a private `redis-server` on a free
@@ -90,13 +91,13 @@ class Fleet:
         self.procs.append(proc)
         return proc
 
-    def redis(self) -> tuple[Proc, str]:
+    def redis(self, role: str = "redis") -> tuple[Proc, str]:
         """A private Redis without persistence; returns it and its URL."""
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("the benchmark needs redis-server on PATH (apt-get install redis-server)")
         port = free_port()
-        proc = self.start("redis", [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+        proc = self.start(role, [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
                                     "--appendonly", "no", "--maxclients", "20000"])
         url = f"redis://127.0.0.1:{port}/0"
         self.wait(proc, lambda: _tcp_open(port), "redis-server")

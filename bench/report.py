@@ -8,8 +8,16 @@ from dataclasses import dataclass
 from bench.load import StreamResult
 from bench.measure import PhaseCost
 
-# Whose CPU counts as spool's cost, and as the direct proxy's.
-SPOOL_ROLES = ("gateway", "worker", "redis")
+# Whose CPU counts as each target's serving cost: every process that serves
+# its answers, its own Redis included; never the mock's or the load generator's.
+TARGET_ROLES = {
+    "spool": ("gateway", "worker", "redis"),
+    "direct": ("direct",),
+    "resumable": ("rs-node", "rs-redis"),
+    "mock": ("mock",),
+}
+# The table's CPU columns, in this order, when a phase metered them.
+CPU_COLUMNS = ("gateway", "worker", "redis", "direct", "rs-node", "rs-redis", "mock", "loadgen")
 
 
 @dataclass
@@ -31,6 +39,7 @@ class Row:
     resume_p50_ms: float = 0.0
     resume_p99_ms: float = 0.0
     resumes: int = 0
+    started_within: float = 0.0  # seconds from the first client's request to the last's
 
     @property
     def tokens_per_second(self) -> float:
@@ -41,9 +50,8 @@ class Row:
 
     @property
     def cpu_us_per_token(self) -> float:
-        """The serving side's CPU per delivered token (spool: gateway + worker + Redis)."""
-        roles = SPOOL_ROLES if self.target == "spool" else ("direct",) if self.target == "direct" else ("mock",)
-        return 1e6 * self.cpu(roles) / self.tokens if self.tokens else 0.0
+        """The serving side's CPU per delivered token (see TARGET_ROLES)."""
+        return 1e6 * self.cpu(TARGET_ROLES[self.target]) / self.tokens if self.tokens else 0.0
 
 
 def pct(values: list[float], q: float) -> float:
@@ -61,28 +69,61 @@ def summarize(phase: str, target: str, results: list[StreamResult], tokens_each:
     resumes = [t for r in results for t in r.resumes]
     exact = sum(r.exact for r in results)
     errors = sorted({r.error for r in results if r.error})
+    starts = [r.started for r in results]
     return Row(
         phase, target, len(results), exact, errors,
         1000 * statistics.median(ttfts) if ttfts else 0.0, 1000 * pct(ttfts, 0.99),
         1000 * pct(gaps, 0.5), 1000 * pct(gaps, 0.99),
         exact * tokens_each, wall, cost,
         1000 * pct(resumes, 0.5), 1000 * pct(resumes, 0.99), len(resumes),
+        max(starts) - min(starts) if starts else 0.0,
     )
 
 
 def table(rows: list[Row]) -> str:
     """The main table: one line per phase and target."""
+    # A role column is a prefix: "worker" sums every worker process.
+    roles = [c for c in CPU_COLUMNS if any(k.startswith(c) for r in rows for k in r.cost.roles)]
     head = ("phase", "target", "streams", "exact", "TTFT p50", "TTFT p99", "gap p50", "gap p99",
-            "tok/s", "CPU µs/tok", "gw", "worker", "redis", "mock", "direct", "loadgen")
+            "tok/s", "CPU µs/tok", *("gw" if c == "gateway" else c for c in roles))
     lines = [head]
     for r in rows:
         lines.append((
             r.phase, r.target, str(r.streams), str(r.exact),
             f"{r.ttft_p50_ms:.1f}", f"{r.ttft_p99_ms:.1f}", f"{r.gap_p50_ms:.1f}", f"{r.gap_p99_ms:.1f}",
             f"{r.tokens_per_second:.0f}", f"{r.cpu_us_per_token:.0f}",
-            *(f"{r.cpu((role,)):.1f}" for role in ("gateway", "worker", "redis", "mock", "direct", "loadgen")),
+            *(f"{r.cpu((role,)):.1f}" for role in roles),
         ))
-    return _grid(lines) + "\n(TTFT and gaps in ms; the last six columns are CPU seconds per process over the phase)"
+    return (_grid(lines) + f"\n(TTFT and gaps in ms; the last {len(roles)} columns are CPU seconds per process "
+            "over the phase; CPU µs/tok is the serving side's: spool gateway + worker + redis, "
+            "resumable rs-node + rs-redis, direct the proxy)")
+
+
+def summary(rows: list[Row]) -> str:
+    """Issue 16's table, one line per target: TTFT in the burst phase (and as
+    a multiple of the mock's in the same phase), serving CPU per token in the
+    load phase, resume latency in the resume phase."""
+    def find(prefix: str, target: str) -> Row | None:
+        return next((r for r in rows if r.phase.startswith(prefix) and r.target == target), None)
+
+    targets = list(dict.fromkeys(r.target for r in rows))
+    floor = find("burst-", "mock")
+    lines = [("target", "burst TTFT p50 / p99 ms", "x mock's", "started within", "CPU µs/tok (load)",
+              "resume p50 / p99 ms")]
+    for target in targets:
+        burst, load, resume = find("burst-", target), find("load-", target), find("resume-", target)
+        ratio = "–"
+        if burst and floor and floor.ttft_p50_ms and floor.ttft_p99_ms and target != "mock":
+            ratio = f"{burst.ttft_p50_ms / floor.ttft_p50_ms:.2f} / {burst.ttft_p99_ms / floor.ttft_p99_ms:.2f}"
+        lines.append((
+            target,
+            f"{burst.ttft_p50_ms:.0f} / {burst.ttft_p99_ms:.0f}" if burst else "–",
+            ratio,
+            f"{burst.started_within:.2f} s" if burst else "–",
+            f"{load.cpu_us_per_token:.0f}" if load and target != "mock" else "–",
+            f"{resume.resume_p50_ms:.0f} / {resume.resume_p99_ms:.0f}" if resume else "no resume",
+        ))
+    return _grid(lines)
 
 
 def details(rows: list[Row]) -> str:
@@ -90,8 +131,13 @@ def details(rows: list[Row]) -> str:
     out = []
     for r in rows:
         if r.target != "spool":
+            line = []
+            if r.resumes:
+                line.append(f"resume p50 {r.resume_p50_ms:.1f} ms, p99 {r.resume_p99_ms:.1f} ms over {r.resumes} resumes")
             if r.errors:
-                out.append(f"{r.phase}/{r.target}: errors {r.errors[:3]}")
+                line.append(f"errors {r.errors[:3]}")
+            if line:
+                out.append(f"{r.phase}/{r.target}: " + "; ".join(line))
             continue
         gw = r.cost.roles.get("gateway")
         per_stream = 1024 * (gw.rss_peak_kib - gw.rss_before_kib) / r.streams if gw and r.streams else 0

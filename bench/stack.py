@@ -1,5 +1,6 @@
 """Starting the benchmark's stack: private Redis, mock upstream, spool
-gateway(s) and worker(s), and the direct proxy."""
+gateway(s) and worker(s), the direct proxy, and (when asked) the
+resumable-stream peer."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from pathlib import Path
 import redis
 from rq.registry import StartedJobRegistry
 
+from bench import resumable_peer
 from bench.procs import Fleet, Proc, free_port, http_ok
 from bench.load import Target
 
@@ -28,8 +30,10 @@ class BenchStack:
 
 
 def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int, workers: int,
-          worker_concurrency: int, gateway_workers: int, coalesce_ms: float | None = None) -> BenchStack:
-    """Start everything; returns once each process answers."""
+          worker_concurrency: int, gateway_workers: int, coalesce_ms: float | None = None,
+          peer: bool = False) -> BenchStack:
+    """Start everything (the resumable-stream peer too when `peer`); returns
+    once each process answers."""
     redis_proc, redis_url = fleet.redis()
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     mock_port = free_port()
@@ -59,15 +63,19 @@ def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int
     direct_port = free_port()
     direct = fleet.gunicorn("direct", "bench.direct_proxy:create_app()", direct_port, 1,
                             {"OPENAI_BASE_URL": mock_url, "OPENAI_API_KEY": "mock"})
+    targets = {
+        "mock": Target("mock", mock_url),
+        "direct": Target("direct", f"http://127.0.0.1:{direct_port}"),
+        "spool": Target("spool", f"http://127.0.0.1:{gateway_port}"),
+    }
+    peer_procs: list[Proc] = []
+    if peer:
+        targets["resumable"], peer_procs = resumable_peer.start(fleet, mock_url)
     time.sleep(0.5)  # let the gevent workers finish importing before timing starts
     return BenchStack(
         redis=client,
         redis_port=port,
-        targets={
-            "mock": Target("mock", mock_url),
-            "direct": Target("direct", f"http://127.0.0.1:{direct_port}"),
-            "spool": Target("spool", f"http://127.0.0.1:{gateway_port}"),
-        },
-        procs=[gateway, *worker_procs, redis_proc, mock, direct],
+        targets=targets,
+        procs=[gateway, *worker_procs, redis_proc, mock, direct, *peer_procs],
         started_key=StartedJobRegistry(prefix, connection=client).key,
     )

@@ -8,8 +8,9 @@ import asyncio
 import pytest
 
 from bench.load import Target, run_streams
-from bench.measure import redis_connections
+from bench.measure import PhaseCost, redis_connections
 from bench.procs import Fleet, children, free_port
+from bench.report import summarize, summary
 
 pytestmark = pytest.mark.integration
 
@@ -51,3 +52,19 @@ def test_the_gateways_redis_connections_are_counted(stack):
     master = next(p for p in stack.processes if p.name.startswith("gateway")).popen.pid  # gunicorn's
     # The pooled connections the streams used stay open; a handful, not one per client.
     assert 1 <= redis_connections(children(master), port) <= 16
+
+
+def test_a_burst_is_reported_against_the_mocks_ttft(stack):
+    rows = []
+    for kind, url in (("mock", stack.mock_url), ("spool", stack.base_url)):
+        results = asyncio.run(run_streams(Target(kind, url), 10, tokens=TOKENS, label=f"smoke-burst-{kind}",
+                                          ramp=0.4))
+        assert [r.error for r in results] == [None] * 10
+        assert all(r.exact for r in results)
+        rows.append(summarize("burst-10", kind, results, TOKENS, 1.0, PhaseCost()))
+    mock, spool = rows
+    # The last client is scheduled 0.36 s after the first: the spread is measured, not assumed.
+    assert spool.started_within >= 0.3
+    line = next(line for line in summary(rows).splitlines() if line.startswith("| spool "))
+    ratios = f"{spool.ttft_p50_ms / mock.ttft_p50_ms:.2f} / {spool.ttft_p99_ms / mock.ttft_p99_ms:.2f}"
+    assert f"| {ratios} " in line, line
