@@ -134,9 +134,9 @@ def _tool_call(part: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[s
     if not isinstance(call_id, str) or not call_id or not isinstance(name, str) or not name:
         raise _invalid(f"{where} (tool) needs toolCallId and a tool name")
     arguments = part.get("input")
-    call = {"id": call_id, "type": "function", "function": {
-        "name": name, "arguments": arguments if isinstance(arguments, str) else json.dumps({} if arguments is None else arguments),
-    }}
+    if not isinstance(arguments, str):
+        arguments = json.dumps({} if arguments is None else arguments)
+    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
     if state == "output-error":
         output = str(part.get("errorText", "the tool failed"))
     else:

@@ -225,7 +225,8 @@ def test_files_and_tool_parts():
         {"id": "1", "role": "user", "parts": [
             {"type": "text", "text": "what is this?"},
             {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AAA"},
-            {"type": "file", "mediaType": "application/pdf", "filename": "a.pdf", "url": "data:application/pdf;base64,B"},
+            {"type": "file", "mediaType": "application/pdf", "filename": "a.pdf",
+             "url": "data:application/pdf;base64,B"},
         ]},
         {"id": "2", "role": "assistant", "parts": [
             {"type": "step-start"},
