@@ -136,3 +136,36 @@ test("bad input is a JSON 4xx the transport raises", async () => {
   await assert.rejects(send("bad id!", "x"), /invalid_chat_id/);
   await assert.rejects(send(newChatId(), "x", { body: { temperature: 9 } }), /temperature/);
 });
+
+// spool/ui_wire.py's frames for the whole-message events (reasoning, tool
+// calls), as the Python test encoded them, read by the real transport.
+const encoded = JSON.parse(process.env.SPOOL_ENCODED ?? "{}");
+const replaying = (body) => new DefaultChatTransport({
+  api: "http://spool.invalid/v1/ui/chat",
+  fetch: async () => new Response(body, { headers: { "content-type": "text/event-stream" } }),
+});
+
+test("reasoning, text and tool calls become the AI SDK's parts", async () => {
+  const stream = await replaying(encoded.tools).sendMessages({
+    chatId: "c", messages: [userMessage("x")], trigger: "submit-message", messageId: undefined,
+  });
+  const { message, error } = await assemble(stream);
+  assert.equal(error, undefined);
+  assert.equal(message.id, "stream-id");
+  assert.deepEqual(message.parts.map((p) => [p.type, p.state]), [
+    ["step-start", undefined], ["reasoning", "done"], ["text", "done"],
+    ["tool-get_weather", "input-available"], ["tool-get_time", "output-error"], // how the AI SDK shows input that did not parse
+  ]);
+  assert.equal(message.parts[1].text, "Thinking it over.");
+  assert.equal(message.parts[2].text, "Let me look that up.");
+  assert.equal(message.parts[3].toolCallId, "call_1");
+  assert.deepEqual(message.parts[3].input, { city: "Paris", days: [1, 2] });
+  assert.equal(message.parts[4].errorText, "the tool call's arguments are not valid JSON");
+});
+
+test("a cancelled answer: abort after the closed part", async () => {
+  const chunks = await readAll(await replaying(encoded.cancelled).sendMessages({
+    chatId: "c", messages: [userMessage("x")], trigger: "submit-message", messageId: undefined,
+  }));
+  assert.deepEqual(chunks.map((c) => c.type), ["start", "start-step", "text-start", "text-delta", "text-end", "abort"]);
+});
