@@ -72,11 +72,12 @@ def _text_of(data: bytes) -> bytes:
 
 
 class _ToolCall:
-    __slots__ = ("id", "name", "arguments")
+    __slots__ = ("id", "name", "custom", "arguments")
 
-    def __init__(self, call_id: str, name: str) -> None:
+    def __init__(self, call_id: str, name: str, custom: bool) -> None:
         self.id = call_id
         self.name = name
+        self.custom = custom  # a custom tool's input is free text, not JSON
         self.arguments: list[str] = []
 
 
@@ -163,7 +164,7 @@ class UiMessageEncoder:
         return [b'{"type":"%s-end","id":"%s"}' % (kind, part_id)]
 
     def _tool_call(self, fields: dict[str, Any]) -> list[bytes]:
-        call = _ToolCall(str(fields["id"]), str(fields["name"]))
+        call = _ToolCall(str(fields["id"]), str(fields["name"]), fields.get("type") == "custom")
         self._calls[int(fields["index"])] = call
         self._visible = True
         return self._close_open() + [
@@ -213,7 +214,7 @@ class UiMessageEncoder:
     def _tool_input(call: _ToolCall) -> bytes:
         raw = "".join(call.arguments)
         try:
-            parsed = json.loads(raw) if raw else {}
+            parsed = raw if call.custom else json.loads(raw) if raw else {}
         except ValueError:
             return _dumps({"type": "tool-input-error", "toolCallId": call.id, "toolName": call.name,
                            "input": raw, "errorText": "the tool call's arguments are not valid JSON"})

@@ -138,6 +138,12 @@ def test_tool_calls():
     ]
 
 
+def test_a_custom_tool_input_is_text():
+    chunks = chunks_of(encode([START, ("tool_call", {"index": 0, "id": "c", "type": "custom", "name": "sql"}),
+                               ("tool_call_delta", {"index": 0, "arguments": "SELECT 1"}), DONE]))
+    assert {"type": "tool-input-available", "toolCallId": "c", "toolName": "sql", "input": "SELECT 1"} in chunks
+
+
 def test_error_and_cancel_close_open_parts():
     error = chunks_of(encode([START, ("reasoning", {"text": "a"}),
                               ("error", {"code": "upstream_rejected", "message": "bad tool", "status": 400})]))
