@@ -59,7 +59,9 @@ def send_messages():
     parsed = parse_completion_request({**extra, "messages": to_chat_messages(body.get("messages"))}, s.settings)
     stream_id = new_stream_id()
     queue_stream(stream_id, parsed.chat, "ui")
-    s.redis.set(_chat_key(s, chat_id), stream_id, ex=s.settings.stream_ttl)
+    # The stream is kept stream_ttl after its last write: remember it as long.
+    ttl = s.settings.stream_ttl + int(s.settings.max_generation_seconds)
+    s.redis.set(_chat_key(s, chat_id), stream_id, ex=ttl)
     log.info("ui chat answer %s queued (model %s)", stream_id, parsed.chat["model"])
     return _ui_response(s, stream_id, UiMessageEncoder(stream_id))
 
