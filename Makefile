@@ -6,7 +6,7 @@ PYTHON  ?= python3
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 
-.PHONY: install frontend sdk-node system-deps dev test test-python test-frontend bench clean
+.PHONY: install frontend sdk-node ai-sdk-node ai-sdk-example system-deps dev test test-python test-frontend bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,14 @@ frontend:
 sdk-node:
 	cd tests/sdk-node && npm ci --no-audit --no-fund
 
+# The `ai` npm package, for tests/integration/test_ai_sdk_node.py.
+ai-sdk-node:
+	cd tests/ai-sdk-node && npm ci --no-audit --no-fund
+
+# The useChat example (examples/ai-sdk), built for tests/e2e/test_ai_sdk.py.
+ai-sdk-example:
+	cd examples/ai-sdk && npm ci --no-audit --no-fund && npm run build
+
 # nginx and Chromium for the end-to-end tier (Debian packages; needs root).
 system-deps:
 	@scripts/system-deps
@@ -34,7 +42,7 @@ dev: install
 	@$(MAKE) --no-print-directory frontend || echo "frontend build failed: serving the API only"
 	$(BIN)/spool dev
 
-test: install system-deps frontend sdk-node test-python test-frontend
+test: install system-deps frontend sdk-node ai-sdk-node ai-sdk-example test-python test-frontend
 
 # SPOOL_TEST_STRICT: a missing Redis fails the run instead of skipping tiers.
 test-python: install
@@ -53,4 +61,5 @@ bench-peers:
 	cd bench/peers/resumable-stream && npm ci --no-audit --no-fund
 
 clean:
-	rm -rf $(VENV) frontend/node_modules frontend/dist tests/sdk-node/node_modules test-artifacts
+	rm -rf $(VENV) frontend/node_modules frontend/dist tests/sdk-node/node_modules test-artifacts \
+		tests/ai-sdk-node/node_modules examples/ai-sdk/node_modules examples/ai-sdk/dist

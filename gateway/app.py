@@ -19,6 +19,7 @@ from gateway.openapi import register_openapi
 from gateway.routes import api
 from gateway.services import Services
 from gateway.static import register_static
+from gateway.ui_routes import ui_api
 from spool.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -43,6 +44,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.R
     register_openapi(app, settings)
     app.register_blueprint(api)
     app.register_blueprint(openai_api)
+    app.register_blueprint(ui_api)
     app.register_blueprint(ops)
     if settings.static_dir:
         register_static(app, settings.static_dir)

@@ -144,6 +144,36 @@ _OPENAI_SCHEMAS = {
 }
 
 
+_CHAT_ID = {"name": "chat_id", "in": "path", "required": True,
+            "schema": {"type": "string", "pattern": "^[A-Za-z0-9_-]{1,128}$"}}
+_UI_STREAM = {"description": "A UI message stream (AI SDK, v1): chunks as SSE `data`, then `[DONE]`",
+              "headers": {**_STREAM_HEADERS, "x-vercel-ai-ui-message-stream": {"schema": {"const": "v1"}}},
+              "content": {"text/event-stream": {"schema": {"type": "string"}}}}
+# The AI SDK routes (gateway/ui_routes.py, docs/protocol.md "AI SDK").
+_UI_PATHS = {
+    "/v1/ui/chat": {"post": {
+        "operationId": "uiChat", "security": _V1_SECURITY,
+        "description": "DefaultChatTransport's body: {id, messages: UIMessage[], trigger, messageId, ...} "
+                       "plus the chat completions fields.",
+        "requestBody": {"required": True, "content": {"application/json": {"schema": {
+            "type": "object", "required": ["id", "messages"],
+            "properties": {"id": _CHAT_ID["schema"], "messages": {"type": "array", "items": {"type": "object"}},
+                           "trigger": {"type": "string"}, "messageId": {"type": ["string", "null"]}}}}}},
+        "responses": {"200": _UI_STREAM, **_errors(400, 401, 404, 413, 415, 422, 429, 503)}}},
+    "/v1/ui/chat/{chat_id}/stream": {"get": {
+        "operationId": "uiChatStream", "security": _V1_SECURITY,
+        "parameters": [_CHAT_ID, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}},
+                       {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string", "pattern": "^[0-9]*$"}}],
+        "responses": {"200": _UI_STREAM, "204": {"description": "The chat has no answer to resume"},
+                      **_errors(400, 401, 429, 503)}}},
+    "/v1/ui/chat/{chat_id}/stop": {"post": {
+        "operationId": "uiChatStop", "security": _V1_SECURITY, "parameters": [_CHAT_ID],
+        "responses": {"200": _json("Ended (terminal status)", "CancelResult"),
+                      "202": _json("Cancel requested, not yet confirmed", "CancelResult"),
+                      **_errors(400, 401, 404, 429, 503)}}},
+}
+
+
 def build_document(settings: Settings) -> dict[str, Any]:
     """The OpenAPI document for a gateway running with `settings`."""
     stream_headers = {**_STREAM_HEADERS, "X-Stream-Token": {"schema": {"type": "string"}}}
@@ -203,6 +233,7 @@ def build_document(settings: Settings) -> dict[str, Any]:
                                      "content": {"application/json": {"schema": {"$ref": "#/components/schemas/OpenAIError"}}}}
                        for status in (400, 401, 404, 409, 413, 415, 429, 500, 502, 503, 504)},
                 }}},
+            **_UI_PATHS,
         },
         "components": {
             "schemas": {**_schemas(settings), **_OPENAI_SCHEMAS},

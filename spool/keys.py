@@ -50,6 +50,11 @@ class Keys:
         """The sorted set of one client's streams that may still be live."""
         return f"{self.prefix}:live:{{{subject}}}"
 
+    def ui_chat(self, owner: str, chat_id: str) -> str:
+        """The id of the latest stream of an AI SDK chat (gateway/ui_routes.py),
+        per owner: a chat id names one chat of the key that created it."""
+        return f"{self.prefix}:uichat:{owner}:{chat_id}"
+
     @property
     def generated_secret(self) -> str:
         """The read-token secret generated when SPOOL_SECRET_KEY is unset (dev)."""

@@ -1,0 +1,345 @@
+"""The UI message stream (spool/ui_wire.py) chunk by chunk, and the AI SDK
+routes (gateway/ui_routes.py) on fakeredis.
+
+The event model of whole messages (reasoning, tool calls) is fed to the
+encoder directly; text also goes through the routes.
+"""
+
+from __future__ import annotations
+
+import json
+
+import fakeredis
+import pytest
+
+from gateway import create_app
+from gateway.ui_messages import to_chat_messages
+from spool.events import EventType
+from spool.ui_wire import UiMessageEncoder
+
+# The keys each chunk may hold (the `ai` package's schemas are strict in v5:
+# an unknown key fails the whole stream).
+ALLOWED_KEYS = {
+    "start": {"type", "messageId"},
+    "start-step": {"type"},
+    "text-start": {"type", "id"},
+    "text-delta": {"type", "id", "delta"},
+    "text-end": {"type", "id"},
+    "reasoning-start": {"type", "id"},
+    "reasoning-delta": {"type", "id", "delta"},
+    "reasoning-end": {"type", "id"},
+    "tool-input-start": {"type", "toolCallId", "toolName"},
+    "tool-input-delta": {"type", "toolCallId", "inputTextDelta"},
+    "tool-input-available": {"type", "toolCallId", "toolName", "input"},
+    "tool-input-error": {"type", "toolCallId", "toolName", "input", "errorText"},
+    "finish-step": {"type"},
+    "finish": {"type", "finishReason"},
+    "error": {"type", "errorText"},
+    "abort": {"type"},
+}
+FINISH_REASONS = {"stop", "length", "content-filter", "tool-calls", "error", "other"}
+
+
+def parse_sse(body: bytes) -> list[tuple[int | None, object]]:
+    """(id, chunk) per frame; comments skipped; `[DONE]` as the string."""
+    frames = []
+    for block in body.decode().split("\n\n"):
+        lines = [line for line in block.split("\n") if line and not line.startswith(":")]
+        if not lines:
+            continue
+        fields = dict(line.split(": ", 1) for line in lines)
+        assert set(fields) <= {"id", "data"}, block
+        data = fields["data"]
+        frames.append((int(fields["id"]) if "id" in fields else None, data if data == "[DONE]" else json.loads(data)))
+    return frames
+
+
+def chunks_of(body: bytes) -> list:
+    """The chunks, each checked against the strict key sets; ends with [DONE]."""
+    frames = parse_sse(body)
+    assert frames and frames[-1][1] == "[DONE]" and all(f[1] != "[DONE]" for f in frames[:-1])
+    chunks = [chunk for _, chunk in frames[:-1]]
+    for chunk in chunks:
+        assert set(chunk) <= ALLOWED_KEYS[chunk["type"]], chunk
+        assert {"type"} | ({"id"} if chunk["type"].startswith(("text", "reasoning")) else set()) <= set(chunk)
+        if chunk["type"] == "finish":
+            assert chunk["finishReason"] in FINISH_REASONS
+    return chunks
+
+
+def encode(events: list[tuple[str, dict]], **kwargs) -> bytes:
+    encoder = UiMessageEncoder("sid", **kwargs)
+    out = b"".join(encoder.feed(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
+                   for seq, (type_, data) in enumerate(events, start=1))
+    assert encoder.finished
+    return out
+
+
+START = ("start", {"id": "sid", "model": "m", "created": 1})
+DONE = ("done", {"finish_reason": "stop", "usage": None})
+
+
+def test_text_answer():
+    body = encode([START, ("delta", {"text": "Hel"}), ("delta", {"text": 'lo "x"\n'}), DONE])
+    assert chunks_of(body) == [
+        {"type": "start", "messageId": "sid"},
+        {"type": "start-step"},
+        {"type": "text-start", "id": "text-2"},
+        {"type": "text-delta", "id": "text-2", "delta": "Hel"},
+        {"type": "text-delta", "id": "text-2", "delta": 'lo "x"\n'},
+        {"type": "text-end", "id": "text-2"},
+        {"type": "finish-step"},
+        {"type": "finish", "finishReason": "stop"},
+    ]
+    # spool's seq is every frame's SSE id: the event the chunk came from.
+    assert [i for i, _ in parse_sse(body)] == [1, 1, 2, 2, 3, 4, 4, 4, None]
+
+
+def test_reasoning_then_text_then_refusal():
+    body = encode([START, ("reasoning", {"text": "think"}), ("reasoning", {"text": "ing"}),
+                   ("delta", {"text": "Hi"}), ("refusal", {"text": "no"}),
+                   ("done", {"finish_reason": "content_filter", "usage": None, "model": "m-1"})])
+    types = [(c["type"], c.get("id"), c.get("delta")) for c in chunks_of(body)]
+    assert types == [
+        ("start", None, None), ("start-step", None, None),
+        ("reasoning-start", "reasoning-2", None), ("reasoning-delta", "reasoning-2", "think"),
+        ("reasoning-delta", "reasoning-2", "ing"), ("reasoning-end", "reasoning-2", None),
+        ("text-start", "text-4", None), ("text-delta", "text-4", "Hi"),
+        ("text-delta", "text-4", "no"),  # refusal text is text to the reader
+        ("text-end", "text-4", None), ("finish-step", None, None), ("finish", None, None),
+    ]
+    assert chunks_of(body)[-1]["finishReason"] == "content-filter"
+
+
+def test_tool_calls():
+    body = encode([
+        START, ("delta", {"text": "Let me look."}),
+        ("tool_call", {"index": 0, "id": "call_1", "type": "function", "name": "weather"}),
+        ("tool_call_delta", {"index": 0, "arguments": '{"city":'}),
+        ("tool_call", {"index": 1, "id": "call_2", "type": "function", "name": "time"}),
+        ("tool_call_delta", {"index": 0, "arguments": '"Paris"}'}),
+        ("tool_call_delta", {"index": 1, "arguments": "{not json"}),
+        ("done", {"finish_reason": "tool_calls", "usage": {"prompt_tokens": 1}}),
+    ])
+    assert chunks_of(body)[2:] == [
+        {"type": "text-start", "id": "text-2"},
+        {"type": "text-delta", "id": "text-2", "delta": "Let me look."},
+        {"type": "text-end", "id": "text-2"},
+        {"type": "tool-input-start", "toolCallId": "call_1", "toolName": "weather"},
+        {"type": "tool-input-delta", "toolCallId": "call_1", "inputTextDelta": '{"city":'},
+        {"type": "tool-input-start", "toolCallId": "call_2", "toolName": "time"},
+        {"type": "tool-input-delta", "toolCallId": "call_1", "inputTextDelta": '"Paris"}'},
+        {"type": "tool-input-delta", "toolCallId": "call_2", "inputTextDelta": "{not json"},
+        {"type": "tool-input-available", "toolCallId": "call_1", "toolName": "weather", "input": {"city": "Paris"}},
+        {"type": "tool-input-error", "toolCallId": "call_2", "toolName": "time", "input": "{not json",
+         "errorText": "the tool call's arguments are not valid JSON"},
+        {"type": "finish-step"},
+        {"type": "finish", "finishReason": "tool-calls"},
+    ]
+
+
+def test_a_custom_tool_input_is_text():
+    chunks = chunks_of(encode([START, ("tool_call", {"index": 0, "id": "c", "type": "custom", "name": "sql"}),
+                               ("tool_call_delta", {"index": 0, "arguments": "SELECT 1"}), DONE]))
+    assert {"type": "tool-input-available", "toolCallId": "c", "toolName": "sql", "input": "SELECT 1"} in chunks
+
+
+def test_error_and_cancel_close_open_parts():
+    error = chunks_of(encode([START, ("reasoning", {"text": "a"}),
+                              ("error", {"code": "upstream_rejected", "message": "bad tool", "status": 400})]))
+    assert error[2:] == [{"type": "reasoning-start", "id": "reasoning-2"},
+                         {"type": "reasoning-delta", "id": "reasoning-2", "delta": "a"},
+                         {"type": "reasoning-end", "id": "reasoning-2"},
+                         {"type": "error", "errorText": "upstream_rejected: bad tool"}]
+    cancelled = chunks_of(encode([START, ("delta", {"text": "a"}), ("cancelled", {})]))
+    assert [c["type"] for c in cancelled] == ["start", "start-step", "text-start", "text-delta", "text-end", "abort"]
+    # Cancelled while queued: there was no start event, the message still gets one.
+    assert chunks_of(encode([("cancelled", {})])) == [{"type": "start", "messageId": "sid"}, {"type": "abort"}]
+
+
+def test_reset_before_anything_visible_passes_unseen():
+    chunks = chunks_of(encode([START, ("reset", {"attempt": 2, "reason": "worker_lost"}),
+                               ("delta", {"text": "whole"}), DONE]))
+    assert [c.get("delta") for c in chunks if c["type"] == "text-delta"] == ["whole"]
+
+
+RESET_AFTER_TEXT = [START, ("delta", {"text": "half"}), ("tool_call", {"index": 0, "id": "c", "type": "function",
+                                                                      "name": "f"}),
+                    ("reset", {"attempt": 2, "reason": "worker_lost"}),
+                    ("delta", {"text": "whole"}), ("tool_call", {"index": 0, "id": "d", "type": "function",
+                                                                 "name": "g"}),
+                    ("tool_call_delta", {"index": 0, "arguments": "{}"}), DONE]
+
+
+def test_reset_after_text_ends_the_live_response():
+    chunks = chunks_of(encode(RESET_AFTER_TEXT))
+    assert [c["type"] for c in chunks][-2:] == ["tool-input-start", "error"]
+    assert "worker_lost" in chunks[-1]["errorText"]
+    assert "whole" not in json.dumps(chunks)
+
+
+def test_replay_skips_everything_before_the_last_reset():
+    chunks = chunks_of(encode(RESET_AFTER_TEXT, skip_to_attempt=2))
+    assert chunks == [
+        {"type": "start", "messageId": "sid"}, {"type": "start-step"},
+        {"type": "text-start", "id": "text-5"}, {"type": "text-delta", "id": "text-5", "delta": "whole"},
+        {"type": "text-end", "id": "text-5"},
+        {"type": "tool-input-start", "toolCallId": "d", "toolName": "g"},
+        {"type": "tool-input-delta", "toolCallId": "d", "inputTextDelta": "{}"},
+        {"type": "tool-input-available", "toolCallId": "d", "toolName": "g", "input": {}},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "stop"},
+    ]
+
+
+@pytest.mark.parametrize("after", range(0, 5))
+def test_after_gives_exactly_the_rest(after):
+    events = [START, ("delta", {"text": "a"}), ("reasoning", {"text": "b"}), DONE]
+    whole = parse_sse(encode(events))
+    assert parse_sse(encode(events, after=after)) == [f for f in whole if f[0] is None or f[0] > after]
+
+
+def test_an_interrupted_response_ends_with_an_error():
+    encoder = UiMessageEncoder("sid")
+    encoder.feed(1, b"start", b"{}")
+    encoder.feed(2, b"delta", b'{"text":"a"}')
+    chunks = chunks_of(encoder.end("interrupted"))
+    assert chunks == [{"type": "text-end", "id": "text-2"}, {"type": "error", "errorText": "interrupted"}]
+    assert encoder.end("again") == b""
+
+
+def test_text_with_unexpected_keys_is_decoded():
+    encoder = UiMessageEncoder("sid")
+    encoder.feed(1, b"start", b"{}")
+    frames = encoder.feed(2, b"delta", b'{"text":"a","x":"b"}')
+    assert parse_sse(frames)[-1][1] == {"type": "text-delta", "id": "text-2", "delta": "a"}
+
+
+# --- UI messages -> chat messages -------------------------------------------------
+
+def test_text_messages():
+    assert to_chat_messages([
+        {"id": "1", "role": "system", "parts": [{"type": "text", "text": "be brief"}]},
+        {"id": "2", "role": "user", "parts": [{"type": "text", "text": "hi"}]},
+        {"id": "3", "role": "assistant", "parts": [{"type": "step-start"}, {"type": "reasoning", "text": "hm"},
+                                                   {"type": "text", "text": "hello"}]},
+    ]) == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"},
+           {"role": "assistant", "content": "hello"}]
+
+
+def test_files_and_tool_parts():
+    messages = to_chat_messages([
+        {"id": "1", "role": "user", "parts": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,AAA"},
+            {"type": "file", "mediaType": "application/pdf", "filename": "a.pdf",
+             "url": "data:application/pdf;base64,B"},
+        ]},
+        {"id": "2", "role": "assistant", "parts": [
+            {"type": "step-start"},
+            {"type": "tool-weather", "toolCallId": "c1", "state": "output-available", "input": {"city": "Oslo"},
+             "output": {"temp": 3}},
+            {"type": "dynamic-tool", "toolName": "clock", "toolCallId": "c2", "state": "output-error",
+             "input": {}, "errorText": "no clock"},
+            {"type": "tool-pending", "toolCallId": "c3", "state": "input-available", "input": {}},
+            {"type": "step-start"},
+            {"type": "text", "text": "It is 3 degrees."},
+        ]},
+    ])
+    assert messages == [
+        {"role": "user", "content": [
+            {"type": "text", "text": "what is this?"},
+            {"type": "image_url", "image_url": {"url": "data:image/png;base64,AAA"}},
+            {"type": "file", "file": {"file_data": "data:application/pdf;base64,B", "filename": "a.pdf"}},
+        ]},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "c1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+            {"id": "c2", "type": "function", "function": {"name": "clock", "arguments": "{}"}},
+        ]},
+        {"role": "tool", "tool_call_id": "c1", "content": '{"temp": 3}'},
+        {"role": "tool", "tool_call_id": "c2", "content": "no clock"},
+        {"role": "assistant", "content": "It is 3 degrees."},
+    ]
+
+
+# --- the routes on fakeredis ------------------------------------------------------
+
+@pytest.fixture
+def app(prefix):
+    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": "key-a,key-b"},
+                     redis_client=fakeredis.FakeRedis())
+    yield app
+    app.extensions["spool"].hub.stop()
+
+
+def auth(key: str = "key-a") -> dict:
+    return {"Authorization": f"Bearer {key}"}
+
+
+def ui_body(chat_id: str = "chat1", **extra) -> dict:
+    return {"id": chat_id, "trigger": "submit-message", "messageId": None, **extra,
+            "messages": [{"id": "u1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+
+
+def finish(app, stream_id: str, *events: tuple[EventType, dict]) -> None:
+    store = app.extensions["spool"].store
+    start = (EventType.START, {"id": stream_id, "model": "m", "created": 1})
+    store.append(stream_id, "w", 1, [start, *events], begin=True)
+
+
+@pytest.mark.parametrize("body, code", [
+    ({"id": "../x", "messages": []}, "invalid_chat_id"),
+    ({"id": "c" * 129, "messages": []}, "invalid_chat_id"),
+    ({"messages": []}, "invalid_chat_id"),
+    ({"id": "c", "messages": "hi"}, "invalid_request"),
+    ({"id": "c", "messages": [{"role": "robot", "parts": []}]}, "invalid_request"),
+    ({"id": "c", "messages": []}, "invalid_request"),
+    (ui_body(temperature=9), "invalid_request"),
+    (ui_body(frobnicate=1), "invalid_request"),
+    ([1], "invalid_request"),
+])
+def test_bad_requests_are_json_4xx_and_change_nothing(app, body, code):
+    client = app.test_client()
+    response = client.post("/v1/ui/chat", json=body, headers=auth())
+    assert response.status_code == 400 and response.get_json()["error"]["code"] == code
+    assert app.extensions["spool"].queue.count == 0
+
+
+def test_send_resume_stop_and_ownership(app):
+    client = app.test_client()
+    assert client.post("/v1/ui/chat", json=ui_body()).status_code == 401
+    response = client.post("/v1/ui/chat", json=ui_body(model="mock", temperature=0.5), headers=auth())
+    assert response.status_code == 200
+    assert response.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    assert response.mimetype == "text/event-stream"
+    stream_id = response.headers["X-Stream-Id"]
+    response.close()  # a dropped connection: the answer goes on
+    request = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
+    assert request["messages"] == [{"role": "user", "content": "hi"}] and request["temperature"] == 0.5
+    finish(app, stream_id, (EventType.DELTA, {"text": "Hello"}), (EventType.DONE, {"finish_reason": "stop"}))
+
+    resumed = client.get("/v1/ui/chat/chat1/stream", headers=auth())
+    assert resumed.status_code == 200 and resumed.headers["x-vercel-ai-ui-message-stream"] == "v1"
+    chunks = chunks_of(resumed.data)
+    assert chunks[0] == {"type": "start", "messageId": stream_id}
+    assert [c["delta"] for c in chunks if c["type"] == "text-delta"] == ["Hello"]
+    rest = client.get("/v1/ui/chat/chat1/stream", headers={**auth(), "Last-Event-ID": "2"})
+    assert [c["type"] for c in chunks_of(rest.data)] == ["text-end", "finish-step", "finish"]
+    assert client.get("/v1/ui/chat/chat1/stream?after=x", headers=auth()).status_code == 400
+
+    # Another key: the chat is not theirs.
+    assert client.get("/v1/ui/chat/chat1/stream", headers=auth("key-b")).status_code == 204
+    assert client.post("/v1/ui/chat/chat1/stop", headers=auth("key-b")).status_code == 404
+    assert client.get("/v1/ui/chat/other/stream", headers=auth()).status_code == 204
+    assert client.get("/v1/ui/chat/bad!id/stream", headers=auth()).status_code == 400
+
+    stopped = client.post("/v1/ui/chat/chat1/stop", headers=auth())
+    assert stopped.status_code == 200 and stopped.get_json() == {"id": stream_id, "status": "done"}
+
+
+def test_stop_a_queued_answer(app):
+    client = app.test_client()
+    client.post("/v1/ui/chat", json=ui_body("c2"), headers=auth()).close()
+    stopped = client.post("/v1/ui/chat/c2/stop", headers=auth())
+    assert stopped.get_json()["status"] == "cancelled"
+    chunks = chunks_of(client.get("/v1/ui/chat/c2/stream", headers=auth()).data)
+    assert [c["type"] for c in chunks] == ["start", "abort"]
