@@ -47,6 +47,7 @@ def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int
         "OPENAI_BASE_URL": mock_url, "OPENAI_API_KEY": "mock", "SPOOL_DEFAULT_MODEL": "mock",
         "SPOOL_UPSTREAM_MAX_RETRIES": "0", "SPOOL_LOG_LEVEL": "WARNING",
         "SPOOL_GATEWAY_CONNECTIONS": "20000",
+        "SPOOL_ALLOW_OPEN": "1",  # no keys: the gateway runs open only when told to
     }
     if coalesce_ms is not None:
         env["SPOOL_COALESCE_MS"] = str(coalesce_ms)

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import redis
-from flask import Flask
+from flask import Flask, Response
 
 from gateway.auth import Access, register_auth
 from gateway.cors import register_cors
@@ -48,4 +48,18 @@ def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.R
     app.register_blueprint(ops)
     if settings.static_dir:
         register_static(app, settings.static_dir)
+    register_no_store(app)
     return app
+
+
+def register_no_store(app: Flask) -> None:
+    """`Cache-Control: no-store` on JSON responses that set no policy of their
+    own: answers, snapshots and errors are per caller and may hold a read
+    token, so no cache on the way may keep them. Event streams keep their
+    `no-cache`; the page's files keep theirs."""
+
+    @app.after_request
+    def _no_store(response: Response) -> Response:
+        if response.mimetype == "application/json" and "Cache-Control" not in response.headers:
+            response.headers["Cache-Control"] = "no-store"
+        return response

@@ -4,11 +4,13 @@ With API keys configured every /v1 request needs `Authorization: Bearer <key>`
 (or, on a stream's events and snapshot routes only, that stream's read token
 as `?token=`). The gateway keeps only SHA-256 digests of the keys and compares
 digests in constant time. A stream records the owner hash of the key that
-created it; any other key gets 404 for it, as if it did not exist.
+created it (an HMAC of the key under SPOOL_SECRET_KEY); any other key gets 404
+for it, as if it did not exist.
 
-Without keys the gateway is open (the dev default) and says so at start-up.
-The check runs as a `before_request` on the `/v1` prefix, so routes added
-later are covered without touching them.
+Without keys the gateway is open, which it refuses unless SPOOL_ALLOW_OPEN=1
+says so (spool/security_config.py has every start-up rule). The check runs as
+a `before_request` on the `/v1` prefix, so routes added later are covered
+without touching them.
 """
 
 from __future__ import annotations
@@ -19,15 +21,14 @@ import logging
 import secrets
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import redis
 from flask import Flask, current_app, g, request
 from itsdangerous import Signer
 
 from gateway.errors import ApiError
-from spool.errors import ConfigError
 from spool.keys import Keys
+from spool.security_config import api_keys, check
 from spool.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -35,62 +36,71 @@ log = logging.getLogger(__name__)
 API_PREFIX = "/v1/"
 # The only endpoints a stream read token opens (never cancel).
 TOKEN_ENDPOINTS = frozenset({"api.get_stream", "api.stream_events"})
+# A token's expiry is a Unix time: ten digits until 2286. Longer is not one
+# (and int() of thousands of digits raises).
+_MAX_EXPIRY_DIGITS = 12
 
 
 def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode()).digest()
 
 
-def owner_of(key: str) -> str:
-    """The owner hash recorded on a key's streams (never the key itself)."""
-    return hashlib.sha256(b"spool-owner\0" + key.encode()).hexdigest()[:32]
+def owner_of(key: str, secret: str) -> str:
+    """The owner hash recorded on a key's streams: an HMAC of the key under
+    the server secret, so it reveals nothing about the key without the secret."""
+    return hmac.new(secret.encode(), b"spool-owner\0" + key.encode(), hashlib.sha256).hexdigest()[:32]
 
 
 def load_api_keys(settings: Settings) -> list[str]:
     """The configured keys: SPOOL_API_KEYS (comma-separated) and SPOOL_API_KEYS_FILE (one a line)."""
-    keys = [k.strip() for k in settings.api_keys.split(",")]
-    if settings.api_keys_file:
-        try:
-            keys += [line.strip() for line in Path(settings.api_keys_file).read_text().splitlines()]
-        except OSError as exc:
-            raise ConfigError(f"SPOOL_API_KEYS_FILE: cannot read {settings.api_keys_file}: {exc.strerror}") from None
-    return [k for k in keys if k and not k.startswith("#")]
+    return api_keys(settings)
 
 
 @dataclass
 class Access:
     """The key digests, the read-token signer, and the checks built on them."""
 
-    digests: dict[bytes, str]  # SHA-256 of a key -> its owner hash
+    # SHA-256 of a key -> its owner hashes, under the current secret first,
+    # then under each previous one (streams created before a rotation).
+    digests: dict[bytes, tuple[str, ...]]
     client: redis.Redis
     keys: Keys
     token_lifetime: int
-    secret_key: str = ""
+    secrets: tuple[str, ...] = ()  # oldest first; the last signs
     _signer: Signer | None = field(default=None, repr=False)
 
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis) -> Access:
-        """Read the keys and secret from `settings`, warning when either is missing."""
-        digests = {_digest(k): owner_of(k) for k in load_api_keys(settings)}
+        """Read and check the keys and secrets of `settings` (ConfigError when
+        they would leave the gateway open or unsigned by accident)."""
+        config = check(settings)
+        newest_first = config.secrets[::-1]
+        digests = {_digest(k): tuple(owner_of(k, s) for s in newest_first) for k in config.keys}
         if not digests:
-            log.warning("NO API KEYS CONFIGURED: the /v1 routes are open to anyone who can reach "
-                        "this gateway. Set SPOOL_API_KEYS or SPOOL_API_KEYS_FILE outside development.")
-        if not settings.secret_key:
+            log.warning("OPEN MODE (SPOOL_ALLOW_OPEN=1): no API keys, the /v1 routes are open to anyone who "
+                        "can reach this gateway. Set SPOOL_API_KEYS_FILE outside development.")
+        if not config.secrets:
             log.warning("SPOOL_SECRET_KEY is unset: stream read tokens are signed with a secret "
-                        "generated and kept in Redis. Set it outside development.")
+                        "generated and kept in Redis (open mode only).")
         # A token outlives its stream's TTL by at most the longest generation.
         lifetime = int(settings.stream_ttl + settings.max_generation_seconds)
-        return cls(digests, client, Keys(settings.key_prefix), lifetime, settings.secret_key)
+        return cls(digests, client, Keys(settings.key_prefix), lifetime, config.secrets)
 
     @property
     def is_open(self) -> bool:
         return not self.digests
 
     def owner_for(self, presented: str) -> str | None:
-        """The owner hash of a presented key, or None. Every stored digest is
-        compared, in constant time, so timing reveals nothing about the keys."""
+        """The owner hash of a presented key (under the current secret), or None."""
+        owners = self.owners_for(presented)
+        return owners[0] if owners else None
+
+    def owners_for(self, presented: str) -> tuple[str, ...]:
+        """The owner hashes of a presented key, current first; empty for an
+        unknown key. Every stored digest is compared, in constant time, so
+        timing reveals nothing about the keys."""
         digest = _digest(presented)
-        found = None
+        found: tuple[str, ...] = ()
         for stored, owner in self.digests.items():
             if hmac.compare_digest(stored, digest):
                 found = owner
@@ -105,19 +115,24 @@ class Access:
     def token_grants(self, token: str, stream_id: str, now: float | None = None) -> bool:
         """True when `token` was issued for `stream_id` and has not expired."""
         expires, _, _ = token.partition(".")
-        if not expires.isdigit() or int(expires) < (time.time() if now is None else now):
+        # ASCII digits only: "²".isdigit() is true, and int() refuses it.
+        if not (expires.isascii() and expires.isdigit()) or len(expires) > _MAX_EXPIRY_DIGITS:
+            return False
+        if int(expires) < (time.time() if now is None else now):
             return False
         return self._get_signer().validate(f"{stream_id}.{token}")
 
     def _get_signer(self) -> Signer:
         if self._signer is None:
-            secret = self.secret_key or self._shared_generated_secret()
-            self._signer = Signer(secret, salt="spool.stream-read-token", digest_method=hashlib.sha256)
+            # A list: itsdangerous signs with the last and accepts any (rotation).
+            secrets_ = list(self.secrets) or [self._shared_generated_secret()]
+            self._signer = Signer(secrets_, salt="spool.stream-read-token", digest_method=hashlib.sha256)
         return self._signer
 
     def _shared_generated_secret(self) -> str:
-        # SET NX: every gateway process on this Redis agrees on one secret, so a
-        # token issued by one is accepted by the others.
+        # Open mode only (keys require SPOOL_SECRET_KEY). SET NX: every gateway
+        # process on this Redis agrees on one secret, so a token issued by one
+        # is accepted by the others. Lost with Redis's data (docs/security.md).
         key = self.keys.generated_secret
         self.client.set(key, secrets.token_urlsafe(32), nx=True)
         return self.client.get(key).decode()
@@ -135,6 +150,7 @@ def register_auth(app: Flask, access_: Access) -> None:
     @app.before_request
     def _authenticate():
         g.spool_owner = ""
+        g.spool_owners = ()
         g.spool_grant = None
         g.spool_subject = f"ip:{request.remote_addr}"
         # CORS preflights carry no credentials by design.
@@ -142,10 +158,11 @@ def register_auth(app: Flask, access_: Access) -> None:
             return
         scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() == "bearer" and presented:
-            owner = access_.owner_for(presented.strip())
-            if owner is None:
+            owners = access_.owners_for(presented.strip())
+            if not owners:
                 raise ApiError(401, "unauthorized", "invalid API key")
-            g.spool_owner = g.spool_subject = owner
+            g.spool_owner = g.spool_subject = owners[0]
+            g.spool_owners = owners
             return
         token = request.args.get("token")
         stream_id = (request.view_args or {}).get("stream_id")
@@ -168,4 +185,7 @@ def may_access(stream_id: str) -> bool:
     owner = access_.client.hget(access_.keys.meta(stream_id), "owner")
     if owner is None:
         return False
-    return hmac.compare_digest(owner, g.get("spool_owner", "").encode())
+    # Any of the key's owner hashes: a stream created before the secret's
+    # rotation recorded the hash under the previous secret.
+    matches = [hmac.compare_digest(owner, mine.encode()) for mine in g.get("spool_owners", ())]
+    return any(matches)

@@ -4,6 +4,8 @@ None by default: a browser page from another origin cannot call the gateway
 unless its origin is listed in SPOOL_CORS_ORIGINS. Preflights (OPTIONS) pass
 without credentials (gateway/auth.py lets them through) and answer with the
 headers a client needs, including access to X-Stream-Id and X-Stream-Token.
+Entries are literal origins only (spool/security_config.py): flask-cors reads
+an entry with `*` or other regular-expression characters as a pattern.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ from __future__ import annotations
 from flask import Flask
 from flask_cors import CORS
 
+from spool.security_config import literal_origins
+
 ALLOWED_HEADERS = ["Authorization", "Content-Type", "Accept", "Last-Event-ID"]
 EXPOSED_HEADERS = ["X-Stream-Id", "X-Stream-Token", "Retry-After"]
 PREFLIGHT_MAX_AGE = 600
 
 
 def parse_origins(raw: str) -> list[str]:
-    """The origins of a comma-separated SPOOL_CORS_ORIGINS, without trailing slashes."""
-    return [o.strip().rstrip("/") for o in raw.split(",") if o.strip()]
+    """The origins of a comma-separated SPOOL_CORS_ORIGINS, without trailing
+    slashes; ConfigError for an entry that is not a literal origin."""
+    return literal_origins(raw)
 
 
 def register_cors(app: Flask, raw_origins: str) -> None:

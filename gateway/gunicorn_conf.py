@@ -8,6 +8,11 @@ import glob
 import os
 
 from spool.logs import gunicorn_logconfig
+from spool.security_config import exit_on_error
+
+# A misconfigured gateway (open by accident, keys without a secret, a CORS
+# pattern...) exits here, in the master, with one line naming the setting.
+exit_on_error()
 
 worker_class = "gevent"
 worker_connections = int(os.environ.get("SPOOL_GATEWAY_CONNECTIONS", "4000"))
@@ -17,6 +22,10 @@ timeout = 60
 graceful_timeout = int(os.environ.get("SPOOL_GATEWAY_GRACE", "10"))
 keepalive = 75
 accesslog = "-"
+# gunicorn's default format logs the request line with its query string, where
+# a stream's read token travels (`?token=`): log the path (%(U)s) only, and no
+# Referer, which can carry a page's query string.
+access_log_format = '%(h)s "%(m)s %(U)s %(H)s" %(s)s %(b)s %(L)s "%(a)s"'
 errorlog = "-"
 loglevel = os.environ.get("SPOOL_LOG_LEVEL", "info").lower()
 logconfig_dict = gunicorn_logconfig(loglevel)

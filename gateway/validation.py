@@ -88,8 +88,12 @@ def _model(value: Any, settings: Settings) -> str:
 
 
 def allowed_models(settings: Settings) -> frozenset[str]:
-    """SPOOL_MODELS plus the default model; empty when any model is allowed."""
-    return frozenset([*settings.model_ids, settings.default_model]) if settings.models else frozenset()
+    """The models a client may name: SPOOL_MODELS plus the default model, or
+    only the default model when SPOOL_MODELS is unset; empty when any model
+    is allowed, which takes the explicit `SPOOL_MODELS=*`."""
+    if settings.any_model:
+        return frozenset()
+    return frozenset([*settings.model_ids, settings.default_model])
 
 
 def _temperature(value: Any) -> float | None:

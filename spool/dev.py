@@ -41,6 +41,7 @@ def run_dev(port: int) -> int:
     else:
         notes.append(f"Redis: {env['REDIS_URL']}")
 
+    env.setdefault("SPOOL_ALLOW_OPEN", "1")  # dev runs open unless keys are set (spool/security_config.py)
     spool = [sys.executable, "-m", "spool.cli"]
     processes: list[tuple[str, subprocess.Popen]] = []
     if env.get("OPENAI_API_KEY"):

@@ -24,7 +24,9 @@ class Settings:
     key_prefix: str = "spool"
     queue: str = "spool"
     default_model: str = "gpt-4o-mini"
-    models: str = ""  # comma-separated model ids clients may ask for; empty: any (listed: default_model)
+    # Comma-separated model ids clients may ask for (the default model always);
+    # empty: the default model only; "*": any model (an explicit opt-in).
+    models: str = ""
     stream_ttl: int = 86_400  # seconds a stream is kept after its last write
     heartbeat_interval: float = 15.0  # seconds of silence before a heartbeat line
     coalesce_ms: float = 20.0  # delta writes to Redis at most this often
@@ -42,11 +44,14 @@ class Settings:
     max_messages: int = 500
     max_tokens_cap: int = 32_768
     static_dir: str = ""  # when set, the gateway serves it at "/"
-    # Access and limits (docs/security.md). Lists are comma-separated; 0 is "no limit".
-    api_keys: str = ""  # empty (and no file): the /v1 routes are open
+    # Access and limits (docs/security.md, checked by spool/security_config.py).
+    # Lists are comma-separated; 0 is "no limit".
+    api_keys: str | None = None  # None: unset; set, it must hold a key (even when empty)
     api_keys_file: str = ""  # one key per line
-    secret_key: str = ""  # signs stream read tokens; empty: generated and kept in Redis
-    cors_origins: str = ""
+    allow_open: bool = False  # no keys at all is refused unless this says so (spool dev sets it)
+    secret_key: str = ""  # signs read tokens and keys owner hashes; required with keys
+    secret_key_previous: str = ""  # earlier secret keys, still accepted (rotation)
+    cors_origins: str = ""  # literal origins only: scheme://host[:port]
     max_input_chars: int = 0
     rate_limit_per_minute: int = 0
     max_concurrent_streams: int = 0
@@ -54,9 +59,15 @@ class Settings:
 
     @property
     def model_ids(self) -> list[str]:
-        """The configured model ids (SPOOL_MODELS), or just the default model."""
-        ids = [m.strip() for m in self.models.split(",") if m.strip()]
+        """The configured model ids (SPOOL_MODELS), or just the default model
+        (also when SPOOL_MODELS is `*`: any model, none listed)."""
+        ids = [m.strip() for m in self.models.split(",") if m.strip() and m.strip() != ANY_MODEL]
         return ids or [self.default_model]
+
+    @property
+    def any_model(self) -> bool:
+        """True when SPOOL_MODELS is `*`: clients may name any model."""
+        return self.models.strip() == ANY_MODEL
 
     @property
     def streams_url(self) -> str:
@@ -71,11 +82,17 @@ class Settings:
         for field in dataclasses.fields(cls):
             name = _ENV_NAMES.get(field.name, "SPOOL_" + field.name.upper())
             raw = environ.get(name)
-            if raw is not None and raw != "":
+            # Empty is unset, except where setting a variable at all says
+            # something (SPOOL_API_KEYS="" is a mistake, not open mode).
+            if raw is not None and (raw != "" or field.name in _EMPTY_IS_SET):
                 values[field.name] = _parse(name, raw, field.type)
         values.update(overrides)
         return cls(**values)
 
+
+ANY_MODEL = "*"
+_EMPTY_IS_SET = frozenset({"api_keys"})
+_BOOLEANS = {"1": True, "true": True, "yes": True, "0": False, "false": False, "no": False}
 
 _ENV_NAMES = {
     "redis_url": "REDIS_URL",
@@ -85,6 +102,10 @@ _ENV_NAMES = {
 
 
 def _parse(name: str, raw: str, type_name: Any) -> Any:
+    if str(type_name) == "bool":
+        if raw.strip().lower() not in _BOOLEANS:
+            raise ConfigError(f"{name}={raw!r} is not 1 or 0")
+        return _BOOLEANS[raw.strip().lower()]
     kind = {"int": int, "float": float}.get(str(type_name), str)
     try:
         value = kind(raw)

@@ -3,6 +3,14 @@
 Tests that need a real Redis use REDIS_URL (default 127.0.0.1:6379). When it
 does not answer they are skipped, unless SPOOL_TEST_STRICT=1 (set by
 `make test` and CI), where a missing service is a failure.
+
+Test gateways run without API keys unless a test gives them some, and name
+models other than the default (the mock's fault models); a gateway refuses
+open mode unless SPOOL_ALLOW_OPEN=1 says so, and other models unless
+SPOOL_MODELS lists them or is `*` (spool/security_config.py). Both opt-ins
+are set here, once, for every app built in the test process (create_app reads
+the environment) and every process started from it (tests/stack.py sets them
+too). Tests of the refusals override `allow_open` / `models`, or unset them.
 """
 
 from __future__ import annotations
@@ -14,6 +22,9 @@ import pytest
 import redis
 
 from tests.stack import Stack, start_stack
+
+os.environ.setdefault("SPOOL_ALLOW_OPEN", "1")
+os.environ.setdefault("SPOOL_MODELS", "*")
 
 REDIS_URL = os.environ.get("SPOOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"

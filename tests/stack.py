@@ -184,6 +184,10 @@ def start_stack(
         "OPENAI_BASE_URL": f"http://127.0.0.1:{mock_port}/v1",
         "OPENAI_API_KEY": "mock",
         "SPOOL_DEFAULT_MODEL": "mock",
+        # Tests name the mock's fault models (mock-error, ...), and run open
+        # unless they pass keys: both are explicit opt-ins of the gateway.
+        "SPOOL_MODELS": "*",
+        "SPOOL_ALLOW_OPEN": "1",
         "SPOOL_UPSTREAM_MAX_RETRIES": "0",
         "PYTHONUNBUFFERED": "1",
     }

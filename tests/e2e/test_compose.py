@@ -3,7 +3,8 @@ docs/deployment.md says, and runnable. No Docker here, so the last test starts
 every service's own command from the file on loopback (service hostnames
 become 127.0.0.1, container ports become free ports) with only the
 environment the file gives it, then runs a stream through the nginx service.
-When the file and the code drift apart, that test fails.
+When the file and the code drift apart, that test fails. It runs keyed, as
+production does, and then searches every process's log for the secrets.
 
 tests/e2e/compose-spec.json is schema/compose-spec.json of
 github.com/compose-spec/compose-spec at commit
@@ -31,8 +32,11 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
+from spool.errors import ConfigError
 from spool.mock_upstream import expected_text
-from tests.client import chat, post_stream, read
+from spool.security_config import check
+from spool.settings import Settings
+from tests.client import chat, get_events, post_stream, read
 from tests.e2e.nginx_harness import TEMPLATE, dockerfile_env, gateway_servers, placeholders, start_nginx
 from tests.stack import ROOT, free_port, wait_until
 
@@ -41,12 +45,14 @@ SCHEMA = Path(__file__).with_name("compose-spec.json")
 PYTHON_SERVICES = ("gateway", "worker", "mock-upstream")
 STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
 
-_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+_VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
+# What the file requires to be set at all (`${VAR:?...}`).
+REQUIRED = {"SPOOL_REDIS_PASSWORD": "compose-test-redis-password"}
 
 
 def interpolate(value: Any, env: dict[str, str]) -> Any:
     """Compose's interpolation: $VAR, ${VAR}, ${VAR:-default}, ${VAR-default},
-    ${VAR:?error}, ${VAR?error}, and $$ for a literal $."""
+    ${VAR:?error}, ${VAR?error}, ${VAR:+other}, ${VAR+other}, and $$ for a literal $."""
     if isinstance(value, dict):
         return {k: interpolate(v, env) for k, v in value.items()}
     if isinstance(value, list):
@@ -67,6 +73,8 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
             if missing:
                 raise ValueError(f"required variable {name} is missing: {arg}")
             return current
+        if op in ("+", ":+"):
+            return "" if missing else arg
         return current or ""
 
     result = _VARIABLE.sub(substitute, value)
@@ -76,14 +84,21 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
 
 
 def load(env: dict[str, str] | None = None) -> dict[str, Any]:
-    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), env or {})
+    """The file as compose sees it with `env` (plus what it requires) set."""
+    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), {**REQUIRED, **(env or {})})
 
 
 def test_interpolation_follows_compose_rules():
     env = {"SET": "x", "EMPTY": ""}
     assert interpolate("${SET:-d} ${EMPTY:-d} ${EMPTY-d} ${UNSET-d} $SET $$HOME", env) == "x d  d x $HOME"
+    assert interpolate("${SET:+a}|${EMPTY:+a}|${EMPTY+a}|${UNSET+a}", env) == "a||a|"
     with pytest.raises(ValueError, match="needed"):
         interpolate("${EMPTY:?needed}", env)
+
+
+def test_the_stack_needs_a_redis_password():
+    with pytest.raises(ValueError, match="SPOOL_REDIS_PASSWORD"):
+        interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), {})
 
 
 def test_compose_file_matches_the_specification():
@@ -102,8 +117,11 @@ def test_compose_file_shape():
     assert set(services) == {"redis", "gateway", "worker", "mock-upstream", "nginx"}
 
     assert [name for name, s in services.items() if "ports" in s] == ["nginx"]
-    assert services["worker"]["networks"] == ["back"]
+    assert services["worker"]["networks"] == ["back", "upstream"]
     assert services["nginx"]["networks"] == ["front"]
+    # Redis and the mock share no network; nothing on `back` reaches out.
+    assert services["mock-upstream"]["networks"] == ["upstream"]
+    assert services["redis"]["networks"] == ["back"] and config["networks"]["back"]["internal"] is True
     assert services["gateway"]["deploy"]["replicas"] >= 2
     assert "container_name" not in services["gateway"]  # or it could not scale
     assert services["redis"]["command"][1:3] == ["--appendonly", "yes"]
@@ -122,8 +140,66 @@ def test_compose_file_shape():
     heartbeat = float(services["gateway"]["environment"]["SPOOL_HEARTBEAT_INTERVAL"])
     read_timeout = float(services["nginx"]["environment"]["SPOOL_NGINX_READ_TIMEOUT"].removesuffix("s"))
     assert 2 * heartbeat <= read_timeout <= 120
-    # The image's nginx listens on the port compose publishes.
-    assert services["nginx"]["ports"][0].endswith(":" + dockerfile_env()["SPOOL_NGINX_LISTEN"])
+    # The image's nginx listens on the port compose publishes, on loopback
+    # unless the operator says otherwise.
+    assert services["nginx"]["ports"][0] == "127.0.0.1:8080:" + dockerfile_env()["SPOOL_NGINX_LISTEN"]
+    published = load({"SPOOL_HTTP_BIND": "0.0.0.0", "SPOOL_HTTP_PORT": "443"})["services"]["nginx"]["ports"][0]
+    assert published == "0.0.0.0:443:" + dockerfile_env()["SPOOL_NGINX_LISTEN"]
+
+
+# Every security setting of the gateway, with a value to recognise it by.
+SECURITY_SETTINGS = {
+    "SPOOL_SECRET_KEY": "s" * 40,
+    "SPOOL_SECRET_KEY_PREVIOUS": "p" * 40,
+    "SPOOL_ALLOW_OPEN": "0",
+    "SPOOL_CORS_ORIGINS": "https://chat.example.com",
+    "SPOOL_DEFAULT_MODEL": "gpt-4o-mini",
+    "SPOOL_MODELS": "gpt-4o-mini,gpt-4o",
+    "SPOOL_MAX_BODY_BYTES": "500000",
+    "SPOOL_MAX_MESSAGES": "100",
+    "SPOOL_MAX_TOKENS_CAP": "4096",
+    "SPOOL_MAX_INPUT_CHARS": "100000",
+    "SPOOL_RATE_LIMIT_PER_MINUTE": "120",
+    "SPOOL_MAX_CONCURRENT_STREAMS": "8",
+    "SPOOL_MAX_QUEUE_DEPTH": "1000",
+}
+
+
+def test_the_gateway_receives_every_security_setting(tmp_path):
+    keys = tmp_path / "api_keys"
+    keys.write_text("k" * 40 + "\n")
+    password = "redis-password-0123456789"
+    config = load({**SECURITY_SETTINGS, "SPOOL_API_KEYS_FILE": str(keys), "SPOOL_REDIS_PASSWORD": password})
+    services = config["services"]
+    env = services["gateway"]["environment"]
+    for name, value in SECURITY_SETTINGS.items():
+        assert env[name] == value, name
+    # The keys arrive as a compose secret, never in the environment.
+    assert env["SPOOL_API_KEYS_FILE"] == "/run/secrets/spool_api_keys"
+    assert services["gateway"]["secrets"] == ["spool_api_keys"]
+    assert config["secrets"]["spool_api_keys"]["file"] == str(keys)
+    assert not [name for name, s in services.items() if "SPOOL_API_KEYS" in s.get("environment", {})]
+    # Redis takes a password, and every service that talks to it has it.
+    assert services["redis"]["command"][-2:] == ["--requirepass", password]
+    assert services["redis"]["environment"]["REDISCLI_AUTH"] == password
+    for name in ("gateway", "worker"):
+        assert services[name]["environment"]["REDIS_URL"] == f"redis://:{password}@redis:6379/0", name
+    # What the gateway makes of it (the file as the container would see it).
+    settings = Settings.from_env({**env, "SPOOL_API_KEYS_FILE": str(keys)})
+    assert check(settings).keys == ("k" * 40,)
+
+
+def test_unconfigured_the_gateway_refuses_to_start_open():
+    env = load()["services"]["gateway"]["environment"]
+    assert env["SPOOL_API_KEYS_FILE"] == "" and env["SPOOL_ALLOW_OPEN"] == "0"
+    with pytest.raises(ConfigError, match="SPOOL_ALLOW_OPEN=1"):
+        check(Settings.from_env(env))
+    # ...unless the operator says so.
+    check(Settings.from_env(load({"SPOOL_ALLOW_OPEN": "1"})["services"]["gateway"]["environment"]))
+    # The placeholder mounted in place of a keys file holds no key.
+    placeholder = load()["secrets"]["spool_api_keys"]["file"]
+    with pytest.raises(ConfigError, match="holds no key"):
+        check(Settings.from_env({"SPOOL_API_KEYS_FILE": str(ROOT / placeholder)}))
 
 
 def test_images_run_as_non_root_and_hold_no_secrets():
@@ -215,10 +291,24 @@ def test_compose_stack_runs_from_its_own_commands(tmp_path):
         if not shutil.which(tool) and not Path("/usr/sbin", tool).exists():
             (pytest.fail if STRICT else pytest.skip)(f"{tool} is not installed")
     prefix = f"t{os.urandom(6).hex()}"
-    services = load({"SPOOL_KEY_PREFIX": prefix, "SPOOL_QUEUE": prefix})["services"]
+    # Configured as production is: keys from a file, a secret, a Redis
+    # password, a real-looking upstream key (the mock ignores it).
+    api_key = "sk-spool-" + os.urandom(16).hex()
+    keys_file = tmp_path / "api_keys"
+    keys_file.write_text(f"# the test's key\n{api_key}\n")
+    secrets_ = {
+        "SPOOL_SECRET_KEY": "secret-" + os.urandom(16).hex(),
+        "SPOOL_REDIS_PASSWORD": "redis" + os.urandom(12).hex(),
+        "OPENAI_API_KEY": "sk-upstream-" + os.urandom(12).hex(),
+    }
+    config = load({"SPOOL_KEY_PREFIX": prefix, "SPOOL_QUEUE": prefix, "SPOOL_API_KEYS_FILE": str(keys_file),
+                   **secrets_})
+    services = config["services"]
     replicas = {name: int(s.get("deploy", {}).get("replicas", 1)) for name, s in services.items()}
     ports = {name: [free_port() for _ in range(replicas[name])] for name in services}
     localize = Localizer(services, ports)
+    # A service's secrets are files at /run/secrets/<name>: here, their sources.
+    mounts = {f"/run/secrets/{name}": str(Path(ROOT, secret["file"])) for name, secret in config["secrets"].items()}
     # The services see only what the file gives them, plus PATH to find the
     # commands (`spool` from this venv, redis-server, python).
     base_env = {k: v for k, v in os.environ.items()
@@ -235,7 +325,8 @@ def test_compose_stack_runs_from_its_own_commands(tmp_path):
     try:
         for name in start_order(services):
             service = services[name]
-            env = {**base_env, **localize(service.get("environment", {}), name)}
+            environment = {k: mounts.get(v, v) for k, v in localize(service.get("environment", {}), name).items()}
+            env = {**base_env, **environment}
             if name == "nginx":  # the image's own command: render the template, run nginx
                 overrides = dict(localize(service["environment"], name))
                 servers = overrides["SPOOL_NGINX_GATEWAYS"]
@@ -257,18 +348,34 @@ def test_compose_stack_runs_from_its_own_commands(tmp_path):
                     test = localize(service["healthcheck"]["test"], name, replica)
                     wait_until(lambda: healthy(test, env), 30, f"{name} #{replica} to be healthy: {test}")
 
+        # The keys reached the gateways: no key, no answer.
+        refused = requests.post(f"{nginx.url}/v1/streams", json=chat("no key"), timeout=10)
+        assert refused.status_code == 401, refused.text
+        assert refused.headers["Server"] == "nginx"  # server_tokens off: no version
+        assert refused.headers["Cache-Control"] == "no-store"
+        auth = {"Authorization": f"Bearer {api_key}"}
         prompt = "compose, end to end"
         # A deadline of its own: a stuck stream would heartbeat forever.
         pool = ThreadPoolExecutor(max_workers=1)
         try:
-            received = pool.submit(lambda: read(post_stream(nginx.url, chat(prompt, max_tokens=20)))).result(30)
+            response = post_stream(nginx.url, chat(prompt, max_tokens=20), headers=auth)
+            token = response.headers["X-Stream-Token"]
+            received = pool.submit(lambda: read(response)).result(30)
+            # The stream again, by its read token alone (as EventSource reads it).
+            events = requests.get(f"{nginx.url}/v1/streams/{received.stream_id}/events",
+                                  params={"token": token, "after": 0}, headers={"Accept": "application/x-ndjson"},
+                                  stream=True, timeout=30)
+            replayed = pool.submit(lambda: read(events)).result(30)
         finally:
             pool.shutdown(wait=False)  # the processes stop below, which ends a stuck read
         assert received.terminal["type"] == "done" and received.terminal["finish_reason"] == "length"
         assert received.text == expected_text(prompt, 20)
-        # ...through the compose file's Redis and mock, not a default that
-        # happens to answer on this machine.
-        store = redis.Redis(port=ports["redis"][0])
+        assert replayed.text == received.text
+        # ...through the compose file's Redis (which wants its password) and
+        # mock, not a default that happens to answer on this machine.
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=ports["redis"][0]).get("x")
+        store = redis.Redis(port=ports["redis"][0], password=secrets_["SPOOL_REDIS_PASSWORD"])
         assert any(received.stream_id in key.decode() for key in store.scan_iter(f"{prefix}:*"))
         store.close()
         stats = requests.get(f"http://127.0.0.1:{ports['mock-upstream'][0]}/_mock/stats", timeout=5).json()
@@ -289,3 +396,19 @@ def test_compose_stack_runs_from_its_own_commands(tmp_path):
             except subprocess.TimeoutExpired:
                 popen.kill()
                 popen.wait()
+
+    # Every log of the run, the processes stopped (so flushed): no key, no
+    # token, no password, no secret. The read happened and was logged.
+    log_files = [log for _, _, log in running] + sorted(p for p in (tmp_path / "nginx").iterdir()
+                                                        if p.suffix in (".log", ".out"))
+    texts = {str(path): path.read_text(errors="replace") for path in log_files}
+    secret_values = {"the API key": api_key, "the read token": token, **secrets_}
+    for path, text in texts.items():
+        for what, value in secret_values.items():
+            assert value not in text, f"{what} is in {path}"
+        # The token's signature alone, should a log have cut it apart.
+        assert token.partition(".")[2] not in text, f"the token's signature is in {path}"
+    access = (tmp_path / "nginx" / "access.log").read_text()
+    assert f"/v1/streams/{received.stream_id}/events" in access
+    assert any(f"/v1/streams/{received.stream_id}/events" in text and "GET" in text
+               for path, text in texts.items() if "gateway" in path)

@@ -12,7 +12,7 @@ from tests.client import chat, read
 
 pytestmark = pytest.mark.integration
 
-ALICE, BOB = "alice-integration-key-01", "bob-integration-key-02"
+ALICE, BOB = "alice-integration-key-01-abcdefghijk", "bob-integration-key-02-abcdefghijkl"
 LIMIT = 3
 
 
@@ -27,7 +27,8 @@ def secured(redis_url, tmp_path_factory):
     # Slow answers (4 s) keep streams live while the limits are probed; two
     # gateways show the limits and tokens hold across processes.
     stack = start_stack(redis_url, gateways=2, env={
-        "SPOOL_API_KEYS": f"{ALICE},{BOB}", "SPOOL_MAX_CONCURRENT_STREAMS": str(LIMIT)},
+        "SPOOL_API_KEYS": f"{ALICE},{BOB}", "SPOOL_SECRET_KEY": "access-secret-0123456789-abcdefghij",
+        "SPOOL_MAX_CONCURRENT_STREAMS": str(LIMIT)},
         mock_args=["--ttft-ms", "20", "--tokens-per-second", "10", "--tokens", "40"],
         log_dir=tmp_path_factory.mktemp("secured"))
     yield stack

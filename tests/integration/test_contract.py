@@ -16,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-API_KEY = "contract-key-0123456789"
+API_KEY = "contract-key-0123456789-abcdefghijk"
 CHECKS = ",".join([
     "not_a_server_error",
     "status_code_conformance",
@@ -31,7 +31,7 @@ BUDGET_SECONDS = 200
 
 @pytest.mark.timeout(BUDGET_SECONDS + 60)
 def test_live_gateway_matches_its_openapi_document(stack_factory, tmp_path):
-    stack = stack_factory(env={"SPOOL_API_KEYS": API_KEY, "SPOOL_SECRET_KEY": "contract",
+    stack = stack_factory(env={"SPOOL_API_KEYS": API_KEY, "SPOOL_SECRET_KEY": "contract-secret-0123456789-abcdefgh",
                                "SPOOL_MODELS": "mock,mock-error", "SPOOL_MAX_INPUT_CHARS": "2000"},
                           mock_args=["--ttft-ms", "0", "--tokens-per-second", "2000", "--tokens", "5"])
     report = tmp_path / "junit.xml"

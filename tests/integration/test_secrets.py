@@ -12,13 +12,13 @@ from tests.client import chat, post_stream, read
 pytestmark = pytest.mark.integration
 
 UPSTREAM_KEY = "sk-proj-SPOOLCANARY-7f3e9a1c5b"
-GATEWAY_KEY = "gw-key-CANARY-4d2b8e6f0a"
+GATEWAY_KEY = "gw-key-CANARY-4d2b8e6f0a-0123456789ab"
 AUTH = {"Authorization": f"Bearer {GATEWAY_KEY}"}
 
 
 def test_upstream_key_is_absent_from_responses_logs_and_redis(stack_factory):
     stack = stack_factory(env={"OPENAI_API_KEY": UPSTREAM_KEY, "SPOOL_API_KEYS": GATEWAY_KEY,
-                               "SPOOL_SECRET_KEY": "test-secret"})
+                               "SPOOL_SECRET_KEY": "test-secret-0123456789-abcdefghijklm"})
     seen: list[str] = []
     codes = []
     for model in ("mock-auth", "mock-error"):

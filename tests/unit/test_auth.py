@@ -13,7 +13,9 @@ from spool.errors import ConfigError
 from spool.settings import Settings
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
-ALICE, BOB = "alice-key-0123456789", "bob-key-9876543210"
+ALICE, BOB = "alice-key-0123456789-abcdefghijklmnop", "bob-key-9876543210-abcdefghijklmnopq"
+SECRET = "s3cret-0123456789-abcdefghijklmnopq"
+FILE_KEY = "file-key-0123456789-abcdefghijklmnop"
 
 
 @pytest.fixture
@@ -32,7 +34,7 @@ def make_app(prefix):
 
 @pytest.fixture
 def client(make_app):
-    return make_app(api_keys=f"{ALICE},{BOB}", secret_key="s3cret").test_client()
+    return make_app(api_keys=f"{ALICE},{BOB}", secret_key=SECRET).test_client()
 
 
 def bearer(key: str) -> dict[str, str]:
@@ -75,7 +77,7 @@ def test_another_key_cannot_read_snapshot_events_or_cancel(client):
 
 
 def test_the_owner_hash_is_stored_not_the_key(make_app):
-    app = make_app(api_keys=ALICE, secret_key="x")
+    app = make_app(api_keys=ALICE, secret_key=SECRET)
     body = create(app.test_client())
     meta = app.extensions["spool"].store.meta(body["id"])
     assert meta["owner"] and ALICE not in str(meta)
@@ -103,7 +105,7 @@ def test_a_token_for_another_stream_or_forged_or_expired_is_refused(client, make
     assert access.token_grants(old, one["id"]) is False
     assert client.get(f"{one['url']}?token={old}").status_code == 401
     # Signed with another secret: refused.
-    other = make_app(api_keys=ALICE, secret_key="other").extensions["spool.access"]
+    other = make_app(api_keys=ALICE, secret_key="other-" + SECRET).extensions["spool.access"]
     assert client.get(f"{one['url']}?token={other.read_token(one['id'])}").status_code == 401
 
 
@@ -117,7 +119,7 @@ def test_stream_responses_carry_the_token_header(client):
 
 
 def test_malformed_ids_answer_404_before_touching_redis(make_app, monkeypatch):
-    app = make_app(api_keys=ALICE, secret_key="x")
+    app = make_app(api_keys=ALICE, secret_key=SECRET)
     seen = []
     redis_client = app.extensions["spool"].redis
     monkeypatch.setattr(redis_client, "execute_command", lambda *a, **k: seen.append(a) or None)
@@ -130,7 +132,7 @@ def test_malformed_ids_answer_404_before_touching_redis(make_app, monkeypatch):
 def test_open_gateway_warns_and_serves_anyone(make_app, caplog):
     with caplog.at_level(logging.WARNING, logger="gateway.auth"):
         client = make_app().test_client()
-    assert any("NO API KEYS" in r.getMessage() for r in caplog.records)
+    assert any("OPEN MODE" in r.getMessage() for r in caplog.records)
     assert any("SPOOL_SECRET_KEY" in r.getMessage() for r in caplog.records)
     body = client.post("/v1/streams", json=CHAT).get_json()
     assert client.get(body["url"]).status_code == 200
@@ -138,30 +140,30 @@ def test_open_gateway_warns_and_serves_anyone(make_app, caplog):
 
 def test_generated_secret_is_shared_through_redis(prefix):
     client = fakeredis.FakeRedis()
-    settings = Settings.from_env({}, key_prefix=prefix)
+    settings = Settings.from_env({}, key_prefix=prefix, allow_open=True)
     first, second = Access.build(settings, client), Access.build(settings, client)
     assert second.token_grants(first.read_token("A" * 22), "A" * 22)
 
 
 def test_keys_file_and_list_are_merged(tmp_path):
     path = tmp_path / "keys"
-    path.write_text("# comment\nfile-key\n\n")
-    keys = load_api_keys(Settings.from_env({}, api_keys=" a , b,", api_keys_file=str(path)))
-    assert keys == ["a", "b", "file-key"]
+    path.write_text(f"# comment\n{FILE_KEY}\n\n")
+    keys = load_api_keys(Settings.from_env({}, api_keys=f" {ALICE} , {BOB},", api_keys_file=str(path)))
+    assert keys == [ALICE, BOB, FILE_KEY]
     with pytest.raises(ConfigError):
         load_api_keys(Settings.from_env({}, api_keys_file=str(tmp_path / "missing")))
 
 
 def test_a_key_from_the_file_works(make_app, tmp_path):
     path = tmp_path / "keys"
-    path.write_text("file-key\n")
-    client = make_app(api_keys_file=str(path), secret_key="x").test_client()
-    assert client.post("/v1/streams", json=CHAT, headers=bearer("file-key")).status_code == 202
+    path.write_text(FILE_KEY + "\n")
+    client = make_app(api_keys_file=str(path), secret_key=SECRET).test_client()
+    assert client.post("/v1/streams", json=CHAT, headers=bearer(FILE_KEY)).status_code == 202
     assert client.post("/v1/streams", json=CHAT, headers=bearer("other")).status_code == 401
 
 
 def test_openai_route_streams_belong_to_their_key_and_count_against_its_limit(make_app):
-    client = make_app(api_keys=f"{ALICE},{BOB}", secret_key="s3cret", max_concurrent_streams=1).test_client()
+    client = make_app(api_keys=f"{ALICE},{BOB}", secret_key=SECRET, max_concurrent_streams=1).test_client()
     body = {**CHAT, "stream": True}
     response = client.post("/v1/chat/completions", json=body, headers=bearer(ALICE), buffered=False)
     assert response.status_code == 200

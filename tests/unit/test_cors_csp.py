@@ -12,6 +12,7 @@ from gateway import create_app
 from gateway.static import CONTENT_SECURITY_POLICY
 
 ALLOWED = "https://chat.example.com"
+KEY = "cors-key-0123456789-abcdefghijklmnop"
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -36,13 +37,13 @@ def preflight(client, origin: str):
 
 
 def test_preflight_from_an_allowed_origin_passes_without_a_key(make_client):
-    client = make_client(cors_origins=f"{ALLOWED}/, https://other.example", api_keys="k", secret_key="x")
+    client = make_client(cors_origins=f"{ALLOWED}/, https://other.example", api_keys=KEY, secret_key="cors-secret-0123456789-abcdefghijkl")
     response = preflight(client, ALLOWED)
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "POST" in response.headers["Access-Control-Allow-Methods"]
     assert "authorization" in response.headers["Access-Control-Allow-Headers"].lower()
-    actual = client.get("/v1/streams/" + "A" * 22, headers={"Origin": ALLOWED, "Authorization": "Bearer k"})
+    actual = client.get("/v1/streams/" + "A" * 22, headers={"Origin": ALLOWED, "Authorization": f"Bearer {KEY}"})
     assert actual.status_code == 404
     assert actual.headers["Access-Control-Allow-Origin"] == ALLOWED
     assert "X-Stream-Id" in actual.headers["Access-Control-Expose-Headers"]

@@ -10,7 +10,8 @@ from spool.events import EventType
 from spool.keys import Keys
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
-KEY = "limits-key-0123456789"
+KEY = "limits-key-0123456789-abcdefghijklmn"
+OTHER_KEY = "other-key-0123456789-abcdefghijklmno"
 AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
@@ -19,8 +20,8 @@ def make_client(redis_client, prefix):
     apps = []
 
     def make(**config):
-        app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": f"{KEY},other-key",
-                          "secret_key": "x", **config}, redis_client=redis_client)
+        app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": f"{KEY},{OTHER_KEY}",
+                          "secret_key": "limits-secret-0123456789-abcdefghij", **config}, redis_client=redis_client)
         apps.append(app)
         return app.test_client()
 
@@ -43,7 +44,7 @@ def test_rate_limit_per_key_answers_429_with_retry_after(make_client):
     retry = refused(client.get("/v1/streams/" + "A" * 22, headers=AUTH), 429, "rate_limited")
     assert 1 <= retry <= 60
     # Another key has its own budget; health checks are not counted.
-    assert client.get("/v1/streams/" + "A" * 22, headers={"Authorization": "Bearer other-key"}).status_code == 404
+    assert client.get("/v1/streams/" + "A" * 22, headers={"Authorization": f"Bearer {OTHER_KEY}"}).status_code == 404
     assert client.get("/healthz").status_code == 200
 
 
@@ -71,7 +72,7 @@ def test_concurrent_streams_are_limited_and_released_when_they_end(make_client, 
     client.post("/v1/streams", json=CHAT, headers=AUTH)
     refused(client.post("/v1/streams", json=CHAT, headers=AUTH), 429, "too_many_streams")
     # Another key is not affected.
-    assert client.post("/v1/streams", json=CHAT, headers={"Authorization": "Bearer other-key"}).status_code == 202
+    assert client.post("/v1/streams", json=CHAT, headers={"Authorization": f"Bearer {OTHER_KEY}"}).status_code == 202
     finish(client, first["id"])
     assert client.post("/v1/streams", json=CHAT, headers=AUTH).status_code == 202
     # A cancelled (queued) stream frees its slot too, and an expired one.
