@@ -265,13 +265,17 @@ def test_files_and_tool_parts():
 
 @pytest.fixture
 def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": "key-a,key-b"},
+    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": f"{KEY_A},{KEY_B}",
+                      "secret_key": "s" * 32},
                      redis_client=fakeredis.FakeRedis())
     yield app
     app.extensions["spool"].hub.stop()
 
 
-def auth(key: str = "key-a") -> dict:
+KEY_A, KEY_B = "a" * 32, "b" * 32
+
+
+def auth(key: str = KEY_A) -> dict:
     return {"Authorization": f"Bearer {key}"}
 
 
@@ -327,8 +331,8 @@ def test_send_resume_stop_and_ownership(app):
     assert client.get("/v1/ui/chat/chat1/stream?after=x", headers=auth()).status_code == 400
 
     # Another key: the chat is not theirs.
-    assert client.get("/v1/ui/chat/chat1/stream", headers=auth("key-b")).status_code == 204
-    assert client.post("/v1/ui/chat/chat1/stop", headers=auth("key-b")).status_code == 404
+    assert client.get("/v1/ui/chat/chat1/stream", headers=auth(KEY_B)).status_code == 204
+    assert client.post("/v1/ui/chat/chat1/stop", headers=auth(KEY_B)).status_code == 404
     assert client.get("/v1/ui/chat/other/stream", headers=auth()).status_code == 204
     assert client.get("/v1/ui/chat/bad!id/stream", headers=auth()).status_code == 400
 
