@@ -48,6 +48,9 @@ class Settings:
     secret_key: str = ""  # signs stream read tokens; empty: generated and kept in Redis
     cors_origins: str = ""
     max_input_chars: int = 0
+    # 1: a request parameter spool does not know is forwarded to the upstream
+    # as sent (a new OpenAI parameter works the day it ships); 0: refused.
+    forward_unknown_params: int = 1
     rate_limit_per_minute: int = 0
     max_concurrent_streams: int = 0
     max_queue_depth: int = 0
