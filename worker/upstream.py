@@ -43,6 +43,8 @@ MAX_BYTES_AFTER_DONE = 64 * 1024
 SDK_PARAMS = frozenset(inspect.signature(Completions.create).parameters) - {
     "self", "model", "messages", "stream", "stream_options", "extra_headers", "extra_query", "extra_body", "timeout",
 }
+# What spool sets itself: a request parameter of these names is never sent.
+SPOOL_SET = frozenset({"model", "messages", "stream", "stream_options"})
 # Requests stored before the `params` field kept these two at the top level.
 LEGACY_PARAMS = ("temperature", "max_tokens")
 MAX_ERROR_MESSAGE = 500
@@ -85,7 +87,7 @@ class Upstream:
             if request.get(name) is not None:
                 params.setdefault(name, request[name])
         named = {k: v for k, v in params.items() if k in SDK_PARAMS}
-        extra = {k: v for k, v in params.items() if k not in SDK_PARAMS}
+        extra = {k: v for k, v in params.items() if k not in SDK_PARAMS and k not in SPOOL_SET}
         try:
             # The SDK sends the request (auth, retries, status errors); the
             # body is parsed by ChunkParser, not into a pydantic model per chunk.
