@@ -59,6 +59,10 @@ class CaptureUpstream:
         """Answer every later request with this HTTP error."""
         self._error = (status, body)
 
+    def answer(self) -> None:
+        """Answer later requests normally again."""
+        self._error = None
+
     def __enter__(self) -> CaptureUpstream:
         self._thread.start()
         return self
