@@ -207,3 +207,38 @@ def test_the_idempotency_fingerprint_covers_every_parameter(app):
     reordered = dict(reversed(list(body.items())))
     assert client.post(NATIVE, json=reordered, headers={"Idempotency-Key": "same"}).status_code == 202
     assert idempotency.fingerprint({"a": 1, "b": [1]}) == idempotency.fingerprint({"b": [1], "a": 1})
+
+
+def test_any_json_is_either_a_request_or_a_request_error():
+    """validate_chat never fails otherwise (a 500) on any JSON body."""
+    from hypothesis import HealthCheck, given, settings as hsettings
+    from hypothesis import strategies as st
+
+    from gateway.validation import PARAMS as CHECKED
+    from gateway.validation import RequestError, validate_chat
+    from spool.settings import Settings
+
+    scalars = st.none() | st.booleans() | st.integers(-5, 5) | st.floats(-3, 3) | st.sampled_from(
+        ["", "text", "function", "custom", "image_url", "user", "tool", "assistant", "json_schema", "data:x"])
+    values = st.recursive(scalars, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(
+        st.sampled_from(["type", "text", "name", "function", "custom", "url", "image_url", "role", "content",
+                         "tool_calls", "id", "arguments", "input", "json_schema", "file", "input_audio", "data",
+                         "format", "file_id", "refusal", "tool_call_id"]), inner, max_size=4), max_leaves=12)
+    message = st.fixed_dictionaries({"role": st.sampled_from(["system", "developer", "user", "assistant", "tool"])},
+                                    optional={"content": values, "tool_calls": values, "name": values,
+                                              "tool_call_id": values, "refusal": values})
+    body = st.fixed_dictionaries({"messages": st.lists(message, max_size=3) | values},
+                                 optional={name: values for name in CHECKED})
+    settings = Settings(max_input_chars=50)
+
+    @hsettings(max_examples=200, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+    @given(body)
+    def check(candidate):
+        try:
+            request = validate_chat(candidate, settings)
+        except RequestError as exc:
+            assert isinstance(exc.param, str)
+        else:
+            assert set(request) == {"model", "messages", "params"}
+
+    check()
