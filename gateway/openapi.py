@@ -74,7 +74,7 @@ def _schemas(settings: Settings) -> dict[str, Any]:
     return {
         "ErrorDetail": {"type": "object", "required": ["code", "message"],
                         "properties": {"code": {"type": "string"}, "message": {"type": "string"},
-                                       "param": {"type": "string"}}},
+                                       "param": {"type": ["string", "null"]}}},
         "Error": {"type": "object", "required": ["error"],
                   "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}},
         "ChatRequest": {
