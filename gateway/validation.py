@@ -45,10 +45,10 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
     Raises ApiError: 413, 415 or 400 for the body, 422 `invalid_request`
     naming the `param` for its content."""
     body = read_json_body(request, settings)
-    if isinstance(body, dict):
-        for name in sorted(STREAM_PARAMS & set(body)):
-            raise ApiError(422, "invalid_request", f"{name} is for /v1/chat/completions; "
-                           "POST /v1/streams picks its format by Accept", name)
+    stream_fields = sorted(STREAM_PARAMS & set(body)) if isinstance(body, dict) else []
+    if stream_fields:
+        raise ApiError(422, "invalid_request", f"{stream_fields[0]} is for /v1/chat/completions; "
+                       "POST /v1/streams picks its format by Accept", stream_fields[0])
     try:
         return validate_chat(body, settings)
     except RequestError as exc:
