@@ -1,4 +1,5 @@
-"""JSON errors: every failure answers `{"error": {"code", "message"}}`."""
+"""JSON errors: every failure answers `{"error": {"code", "message"}}`, plus
+`param` when one request parameter is at fault."""
 
 from __future__ import annotations
 
@@ -27,16 +28,20 @@ REDIS_RETRY_AFTER = "2"
 class ApiError(Exception):
     """An error the client caused or must know about, with its HTTP status."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
+    def __init__(self, status: int, code: str, message: str, param: str | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.code = code
         self.message = message
+        self.param = param  # the request parameter at fault, e.g. "messages[2].content"
 
 
-def error_response(status: int, code: str, message: str):
+def error_response(status: int, code: str, message: str, param: str | None = None):
     """A JSON error response."""
-    response = jsonify(error={"code": code, "message": message})
+    error = {"code": code, "message": message}
+    if param is not None:
+        error["param"] = param
+    response = jsonify(error=error)
     response.status_code = status
     return response
 
@@ -46,7 +51,7 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(ApiError)
     def _api_error(exc: ApiError):
-        return error_response(exc.status, exc.code, exc.message)
+        return error_response(exc.status, exc.code, exc.message, exc.param)
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

@@ -1,9 +1,10 @@
 """Reading an OpenAI chat.completions request into spool's chat request.
 
-The OpenAI-only fields (`stream`, `stream_options`, `n`, `user`,
-`max_completion_tokens`, content parts, the `developer` role) are translated
-here; the rest is checked by the same rules as POST /v1/streams. Parameters
-spool cannot honour (`tools`, `top_p`, ...) are refused, not silently dropped.
+The body is the one POST /v1/streams takes, plus `stream` and
+`stream_options`, which are read here; everything else is checked by
+gateway/validation.py and forwarded unchanged (`developer` stays `developer`,
+`max_completion_tokens` stays itself). Errors name the parameter, in
+OpenAI's shape, with status 400 where the native route answers 422.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gateway.errors import ApiError
-from gateway.validation import allowed_models, validate_chat
+from gateway.validation import RequestError, allowed_models, validate_chat
 from spool.settings import Settings
 
 
@@ -20,21 +21,19 @@ from spool.settings import Settings
 class CompletionRequest:
     """A validated chat.completions request."""
 
-    chat: dict[str, Any]
+    chat: dict[str, Any]  # the stored request (gateway/validation.py)
     stream: bool
     include_usage: bool
 
 
-def _invalid(message: str, param: str) -> ApiError:
-    error = ApiError(400, "invalid_request", message)
-    error.param = param  # type: ignore[attr-defined]
-    return error
+def _invalid(message: str, param: str | None) -> ApiError:
+    return ApiError(400, "invalid_request", message, param)
 
 
 def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest:
     """Validate `body`; raises ApiError (400 or 404) naming the bad parameter."""
     if not isinstance(body, dict):
-        raise _invalid("body must be a JSON object", "")
+        raise _invalid("body must be a JSON object", None)
     body = dict(body)
     stream = body.pop("stream", False)
     if stream is None:
@@ -42,45 +41,20 @@ def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest
     if not isinstance(stream, bool):
         raise _invalid("stream must be a boolean", "stream")
     options = body.pop("stream_options", None) or {}
+    # The worker always asks the upstream for usage; other stream options
+    # (how the upstream frames its stream) would not reach the client.
     if not isinstance(options, dict) or set(options) - {"include_usage"}:
         raise _invalid("stream_options may hold only include_usage", "stream_options")
     include_usage = options.get("include_usage", False)
     if not isinstance(include_usage, bool):
         raise _invalid("stream_options.include_usage must be a boolean", "stream_options.include_usage")
-    if body.pop("n", 1) not in (1, None):
-        raise _invalid("only n=1 is supported", "n")
-    body.pop("user", None)
-    if "max_completion_tokens" in body:
-        tokens = body.pop("max_completion_tokens")
-        if body.get("max_tokens") is None:
-            body["max_tokens"] = tokens
-    if isinstance(body.get("messages"), list):
-        body["messages"] = [_message(m) for m in body["messages"]]
-    unknown = sorted(set(body) - {"messages", "model", "temperature", "max_tokens"})
-    if unknown:
-        raise _invalid(f"unsupported parameter: {unknown[0]}", unknown[0])
     # Like the native route, only an explicit SPOOL_MODELS restricts the model;
     # OpenAI answers an unknown one with 404, not a validation error.
     allowed = allowed_models(settings)
     if allowed and isinstance(body.get("model"), str) and body["model"] not in allowed:
-        error = ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist")
-        error.param = "model"  # type: ignore[attr-defined]
-        raise error
+        raise ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist", "model")
     try:
         chat = validate_chat(body, settings)
-    except ApiError as exc:
-        raise _invalid(exc.message, exc.message.split(" ", 1)[0]) from None
+    except RequestError as exc:
+        raise _invalid(exc.message, exc.param or None) from None
     return CompletionRequest(chat, stream, include_usage)
-
-
-def _message(message: Any) -> Any:
-    """Content parts joined into one string, `developer` read as `system`."""
-    if not isinstance(message, dict):
-        return message
-    message = {k: v for k, v in message.items() if k != "name"}
-    if message.get("role") == "developer":
-        message["role"] = "system"
-    content = message.get("content")
-    if isinstance(content, list) and all(isinstance(p, dict) and p.get("type") == "text" for p in content):
-        message["content"] = "".join(str(p.get("text", "")) for p in content)
-    return message

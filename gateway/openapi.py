@@ -73,20 +73,33 @@ def _schemas(settings: Settings) -> dict[str, Any]:
         model = {"type": "string", "enum": sorted({*models, settings.default_model})}
     return {
         "ErrorDetail": {"type": "object", "required": ["code", "message"],
-                        "properties": {"code": {"type": "string"}, "message": {"type": "string"}}},
+                        "properties": {"code": {"type": "string"}, "message": {"type": "string"},
+                                       "param": {"type": ["string", "null"]}}},
         "Error": {"type": "object", "required": ["error"],
                   "properties": {"error": {"$ref": "#/components/schemas/ErrorDetail"}}},
         "ChatRequest": {
-            "type": "object", "required": ["messages"], "additionalProperties": False,
+            # The body of /v1/chat/completions less stream/stream_options
+            # (docs/protocol.md); parameters spool does not know are forwarded.
+            "type": "object", "required": ["messages"], "additionalProperties": True,
             "properties": {
                 "messages": {"type": "array", "minItems": 1, "maxItems": settings.max_messages, "items": {
-                    "type": "object", "required": ["role", "content"], "additionalProperties": False,
-                    "properties": {"role": {"enum": ["system", "user", "assistant"]},
-                                   "content": {"type": "string"}}}},
+                    "type": "object", "required": ["role"],
+                    "properties": {"role": {"enum": ["system", "developer", "user", "assistant", "tool"]},
+                                   "content": {"type": ["string", "array", "null"]},
+                                   "name": {"type": "string"}, "tool_call_id": {"type": "string"},
+                                   "tool_calls": {"type": "array"}, "refusal": {"type": ["string", "null"]}}}},
                 "model": model,
                 "temperature": {"type": "number", "minimum": 0, "maximum": 2},
+                "top_p": {"type": "number", "minimum": 0, "maximum": 1},
                 "max_tokens": {"type": "integer", "minimum": 1, "maximum": settings.max_tokens_cap},
+                "max_completion_tokens": {"type": "integer", "minimum": 1, "maximum": settings.max_tokens_cap},
+                "n": {"const": 1},
+                "tools": {"type": "array", "maxItems": 128, "items": {"type": "object", "required": ["type"]}},
+                "tool_choice": {"type": ["string", "object"]},
+                "response_format": {"type": "object", "required": ["type"],
+                                    "properties": {"type": {"enum": ["text", "json_object", "json_schema"]}}},
             },
+            "not": {"anyOf": [{"required": ["stream"]}, {"required": ["stream_options"]}]},
         },
         "Event": {"type": "object", "required": ["type"],
                   "properties": {"seq": {"type": "integer", "minimum": 1},

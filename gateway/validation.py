@@ -1,27 +1,58 @@
-"""Checking a chat request before anything is enqueued."""
+"""Checking a chat request before anything is enqueued.
+
+One request model serves both APIs (docs/protocol.md, "The chat request"):
+POST /v1/streams takes the body of POST /v1/chat/completions less `stream` and
+`stream_options`. spool checks the JSON type (and range, where it has one) of
+every parameter it knows, and the sizes it bounds, then forwards every
+parameter to the upstream exactly as sent; the upstream judges the rest (a
+tool's schema, the context length). A parameter spool does not know is
+forwarded too, unless SPOOL_FORWARD_UNKNOWN_PARAMS=0.
+
+The validated request, stored as JSON in the stream's meta `request` field and
+passed to worker/upstream.py `Upstream.open`:
+
+    {"model": str, "messages": [message, ...], "params": {name: value, ...}}
+
+`params` holds every other parameter of the body, unchanged (nulls included).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from flask import Request
 
 from gateway.errors import ApiError
+from gateway.messages import RequestError, check_messages, check_tool_choice, check_tools
 from spool.settings import Settings
 
-ROLES = frozenset({"system", "user", "assistant"})
+__all__ = ["RequestError", "allowed_models", "parse_chat_request", "read_json_body", "validate_chat"]
 
-
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "invalid_request", message)
+# Nesting of the parsed body (an object holding an array is depth 2). A tool's
+# JSON schema nests two levels per schema level; OpenAI's structured outputs
+# allow 10 schema levels, so 64 leaves room and stops pathological bodies.
+MAX_JSON_DEPTH = 64
+# Only POST /v1/chat/completions takes these: the native route picks its wire
+# format by Accept, and the worker always asks the upstream for usage.
+STREAM_PARAMS = frozenset({"stream", "stream_options"})
 
 
 def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
-    """The validated request: messages, model, and the optional sampling fields.
+    """The validated request of POST /v1/streams (see the module docstring).
 
-    Raises ApiError (413, 415, 400 or 422) for anything else."""
-    return validate_chat(read_json_body(request, settings), settings)
+    Raises ApiError: 413, 415 or 400 for the body, 422 `invalid_request`
+    naming the `param` for its content."""
+    body = read_json_body(request, settings)
+    stream_fields = sorted(STREAM_PARAMS & set(body)) if isinstance(body, dict) else []
+    if stream_fields:
+        raise ApiError(422, "invalid_request", f"{stream_fields[0]} is for /v1/chat/completions; "
+                       "POST /v1/streams picks its format by Accept", stream_fields[0])
+    try:
+        return validate_chat(body, settings)
+    except RequestError as exc:
+        raise ApiError(422, "invalid_request", exc.message, exc.param) from None
 
 
 def read_json_body(request: Request, settings: Settings) -> Any:
@@ -41,50 +72,30 @@ def read_json_body(request: Request, settings: Settings) -> Any:
 
 
 def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
-    """The validated chat request from a parsed body; ApiError 422 otherwise."""
+    """The validated request from a parsed body; RequestError naming the bad parameter otherwise.
+
+    `stream` and `stream_options` are the caller's to remove first."""
     if not isinstance(body, dict):
-        raise _invalid("body must be a JSON object")
-    unknown = set(body) - {"messages", "model", "temperature", "max_tokens"}
-    if unknown:
-        raise _invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
-    messages = _messages(body.get("messages"), settings)
-    total = sum(len(m["content"]) for m in messages)
-    if settings.max_input_chars and total > settings.max_input_chars:
-        raise _invalid(f"messages hold {total} characters; at most {settings.max_input_chars}")
-    return {
-        "messages": messages,
-        "model": _model(body.get("model"), settings),
-        "temperature": _temperature(body.get("temperature")),
-        "max_tokens": _max_tokens(body.get("max_tokens"), settings),
-    }
-
-
-def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
-    if not isinstance(value, list) or not value:
-        raise _invalid("messages must be a non-empty array")
-    if len(value) > settings.max_messages:
-        raise _invalid(f"at most {settings.max_messages} messages")
-    out = []
-    for i, message in enumerate(value):
-        if not isinstance(message, dict) or set(message) != {"role", "content"}:
-            raise _invalid(f"messages[{i}] must be an object with exactly role and content")
-        if not isinstance(message["role"], str) or message["role"] not in ROLES:
-            raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}")
-        if not isinstance(message["content"], str):
-            raise _invalid(f"messages[{i}].content must be a string")
-        out.append({"role": message["role"], "content": message["content"]})
-    return out
-
-
-def _model(value: Any, settings: Settings) -> str:
-    if value is None:
-        return settings.default_model
-    if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise _invalid("model must be a non-empty string")
-    allowed = allowed_models(settings)
-    if allowed and value not in allowed:
-        raise _invalid(f"model must be one of {', '.join(sorted(allowed))}")
-    return value
+        raise RequestError("body must be a JSON object", "")
+    too_deep = _too_deep(body, MAX_JSON_DEPTH)
+    if too_deep is not None:
+        raise RequestError(f"{too_deep} nests deeper than {MAX_JSON_DEPTH} levels", too_deep)
+    forward_unknown = bool(settings.forward_unknown_params)
+    checked = check_messages(body.get("messages"), settings.max_messages, forward_unknown)
+    if settings.max_input_chars and checked.chars > settings.max_input_chars:
+        raise RequestError(f"messages hold {checked.chars} characters; at most {settings.max_input_chars}", "messages")
+    params: dict[str, Any] = {}
+    for name, value in body.items():
+        if name in ("messages", "model"):
+            continue
+        check = PARAMS.get(name)
+        if check is None:
+            if name in STREAM_PARAMS or not forward_unknown:
+                raise RequestError(f"unknown parameter: {name}", name)
+        elif value is not None:
+            check(name, value, settings)
+        params[name] = value
+    return {"model": _model(body.get("model"), settings), "messages": checked.messages, "params": params}
 
 
 def allowed_models(settings: Settings) -> frozenset[str]:
@@ -96,17 +107,130 @@ def allowed_models(settings: Settings) -> frozenset[str]:
     return frozenset([*settings.model_ids, settings.default_model])
 
 
-def _temperature(value: Any) -> float | None:
+def _model(value: Any, settings: Settings) -> str:
     if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
-        raise _invalid("temperature must be a number from 0 to 2")
-    return float(value)
-
-
-def _max_tokens(value: Any, settings: Settings) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= settings.max_tokens_cap:
-        raise _invalid(f"max_tokens must be an integer from 1 to {settings.max_tokens_cap}")
+        return settings.default_model
+    if not isinstance(value, str) or not value.strip() or len(value) > 200:
+        raise RequestError("model must be a non-empty string", "model")
+    allowed = allowed_models(settings)
+    if allowed and value not in allowed:
+        raise RequestError(f"model must be one of {', '.join(sorted(allowed))}", "model")
     return value
+
+
+def _too_deep(body: dict[str, Any], limit: int) -> str | None:
+    """The top-level parameter nesting deeper than `limit`, or None.
+    Iterative, so a hostile body cannot exhaust the interpreter's stack."""
+    stack: list[tuple[Any, int, str]] = [(value, 2, name) for name, value in body.items()
+                                         if isinstance(value, (dict, list))]
+    while stack:
+        value, depth, name = stack.pop()
+        if depth > limit:
+            return name
+        children = value.values() if isinstance(value, dict) else value
+        stack.extend((child, depth + 1, name) for child in children if isinstance(child, (dict, list)))
+    return None
+
+
+# Checks of the known parameters: each takes (name, value, settings) and raises
+# RequestError. A null value is forwarded unchecked (the upstream's default).
+Check = Callable[[str, Any, Settings], None]
+
+
+def _number(low: float, high: float) -> Check:
+    def check(name: str, value: Any, settings: Settings) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise RequestError(f"{name} must be a number from {low:g} to {high:g}", name)
+    return check
+
+
+def _integer(low: int | None = None, high: int | None = None) -> Check:
+    def check(name: str, value: Any, settings: Settings) -> None:
+        if isinstance(value, bool) or not isinstance(value, int) or (
+                low is not None and value < low) or (high is not None and value > high):
+            span = f" from {low} to {high}" if low is not None and high is not None else ""
+            raise RequestError(f"{name} must be an integer{span}", name)
+    return check
+
+
+def _typed(kind: type, label: str) -> Check:
+    def check(name: str, value: Any, settings: Settings) -> None:
+        if not isinstance(value, kind):
+            raise RequestError(f"{name} must be {label}", name)
+    return check
+
+
+def _tokens(name: str, value: Any, settings: Settings) -> None:
+    # The same cap for both: each is forwarded as itself, never rewritten
+    # into the other (reasoning models refuse max_tokens).
+    _integer(1, settings.max_tokens_cap)(name, value, settings)
+
+
+def _n(name: str, value: Any, settings: Settings) -> None:
+    if value != 1 or isinstance(value, bool):
+        raise RequestError("only n=1 is supported: a stream holds one answer", name)
+
+
+def _stop(name: str, value: Any, settings: Settings) -> None:
+    if isinstance(value, str):
+        return
+    if not isinstance(value, list) or len(value) > 4 or not all(isinstance(s, str) for s in value):
+        raise RequestError("stop must be a string or an array of up to 4 strings", name)
+
+
+def _logit_bias(name: str, value: Any, settings: Settings) -> None:
+    if not isinstance(value, dict) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and -100 <= v <= 100 for v in value.values()):
+        raise RequestError("logit_bias must map token ids to numbers from -100 to 100", name)
+
+
+def _metadata(name: str, value: Any, settings: Settings) -> None:
+    if not isinstance(value, dict) or not all(isinstance(v, str) for v in value.values()):
+        raise RequestError("metadata must be an object of strings", name)
+
+
+def _modalities(name: str, value: Any, settings: Settings) -> None:
+    # spool stores and streams text: an audio answer would be lost.
+    if not isinstance(value, list) or any(m != "text" for m in value):
+        raise RequestError('modalities may only be ["text"]: spool carries text answers', name)
+
+
+def _response_format(name: str, value: Any, settings: Settings) -> None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise RequestError("response_format.type must be text, json_object or json_schema", "response_format.type")
+    if kind == "json_schema":
+        schema = value.get("json_schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
+            raise RequestError("response_format.json_schema must be an object with a name",
+                               "response_format.json_schema")
+
+
+PARAMS: dict[str, Check] = {
+    "temperature": _number(0, 2),
+    "top_p": _number(0, 1),
+    "presence_penalty": _number(-2, 2),
+    "frequency_penalty": _number(-2, 2),
+    "seed": _integer(),
+    "stop": _stop,
+    "logit_bias": _logit_bias,
+    "logprobs": _typed(bool, "a boolean"),
+    "top_logprobs": _integer(0, 20),
+    "max_tokens": _tokens,
+    "max_completion_tokens": _tokens,
+    "n": _n,
+    "reasoning_effort": _typed(str, "a string"),
+    "verbosity": _typed(str, "a string"),
+    "prediction": _typed(dict, "an object"),
+    "metadata": _metadata,
+    "store": _typed(bool, "a boolean"),
+    "service_tier": _typed(str, "a string"),
+    "user": _typed(str, "a string"),
+    "safety_identifier": _typed(str, "a string"),
+    "prompt_cache_key": _typed(str, "a string"),
+    "modalities": _modalities,
+    "response_format": _response_format,
+    "tools": lambda name, value, settings: check_tools(value),
+    "tool_choice": lambda name, value, settings: check_tool_choice(value),
+    "parallel_tool_calls": _typed(bool, "a boolean"),
+}

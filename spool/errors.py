@@ -29,11 +29,28 @@ class StreamClosedError(SpoolError):
 class UpstreamError(SpoolError):
     """The upstream model call failed.
 
-    `code` is one of the error-event codes in docs/protocol.md; `message` is a
-    summary safe to show to clients (never the upstream's raw body).
+    `code` is one of the error-event codes in docs/protocol.md; `message` is
+    safe to show to clients (a summary, or the upstream's own message
+    sanitised: never its raw body, never the API key). When the upstream
+    answered with an HTTP error, `status` is its status, and `param` and
+    `upstream_code` are what its error object named (e.g. "messages",
+    "context_length_exceeded"), when it named them.
     """
 
-    def __init__(self, code: str, message: str) -> None:
+    def __init__(self, code: str, message: str, *, status: int | None = None, param: str | None = None,
+                 upstream_code: str | None = None) -> None:
         super().__init__(message)
         self.code = code
         self.message = message
+        self.status = status
+        self.param = param
+        self.upstream_code = upstream_code
+
+    def event_data(self) -> dict[str, object]:
+        """The `error` event's fields: code and message, then status, param
+        and upstream_code where known."""
+        data: dict[str, object] = {"code": self.code, "message": self.message}
+        for key in ("status", "param", "upstream_code"):
+            if getattr(self, key) is not None:
+                data[key] = getattr(self, key)
+        return data

@@ -53,6 +53,9 @@ class Settings:
     secret_key_previous: str = ""  # earlier secret keys, still accepted (rotation)
     cors_origins: str = ""  # literal origins only: scheme://host[:port]
     max_input_chars: int = 0
+    # 1: a request parameter spool does not know is forwarded to the upstream
+    # as sent (a new OpenAI parameter works the day it ships); 0: refused.
+    forward_unknown_params: int = 1
     rate_limit_per_minute: int = 0
     max_concurrent_streams: int = 0
     max_queue_depth: int = 0

@@ -201,7 +201,7 @@ def _generate(
                 UPSTREAM_ERRORS.labels(exc.code).inc()
                 if exc.code not in RERUNNABLE or reruns_left <= 0:
                     log.warning("stream %s: %s (%s)", generation.stream_id, exc.message, exc.code)
-                    publisher.finish(EventType.ERROR, {"code": exc.code, "message": exc.message})
+                    publisher.finish(EventType.ERROR, exc.event_data())
                     raise GenerationFailed(f"{exc.code}: {exc.message}") from exc
                 reruns_left -= 1
                 log.warning("stream %s: %s (%s); running it again", generation.stream_id, exc.message, exc.code)

@@ -1,15 +1,20 @@
 """The upstream model call, through the official openai SDK.
 
 Any OpenAI-compatible server works: the base URL and key come from
-OPENAI_BASE_URL and OPENAI_API_KEY. Failures become UpstreamError with one of
-the error-event codes of docs/protocol.md and a message safe for clients:
-upstream bodies are summarised, never echoed.
+OPENAI_BASE_URL and OPENAI_API_KEY. Every parameter of the stored request
+(gateway/validation.py) is sent as the client sent it. Failures become
+UpstreamError with one of the error-event codes of docs/protocol.md and a
+message safe for clients: the upstream's own message when it refused the
+request (sanitised, capped, the key removed), else a summary; raw bodies are
+never echoed.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import logging
+import re
 import select
 import socket
 from collections.abc import Iterator
@@ -18,6 +23,7 @@ from typing import Any
 import httpx2
 import openai
 from gevent import monkey
+from openai.resources.chat.completions import Completions
 
 from spool.errors import UpstreamError
 from spool.settings import Settings
@@ -31,6 +37,20 @@ CONNECT_TIMEOUT = 10.0
 # What an upstream may still send after `data: [DONE]` before the call is
 # closed without reading on (a well-behaved one sends only the body's end).
 MAX_BYTES_AFTER_DONE = 64 * 1024
+# The parameters the pinned SDK takes by name; any other request parameter
+# goes in the body through `extra_body`. The SDK's own options (timeout,
+# extra_*) and what spool sets itself are never taken from a request.
+SDK_PARAMS = frozenset(inspect.signature(Completions.create).parameters) - {
+    "self", "model", "messages", "stream", "stream_options", "extra_headers", "extra_query", "extra_body", "timeout",
+}
+# What spool sets itself: a request parameter of these names is never sent.
+SPOOL_SET = frozenset({"model", "messages", "stream", "stream_options"})
+# Requests stored before the `params` field kept these two at the top level.
+LEGACY_PARAMS = ("temperature", "max_tokens")
+MAX_ERROR_MESSAGE = 500
+MAX_ERROR_FIELD = 100
+# Credentials an upstream may echo in an error message (its own or another's).
+SECRET_PATTERN = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_\-*.]{6,}|Bearer\s+\S+", re.IGNORECASE)
 
 
 class Upstream:
@@ -41,6 +61,7 @@ class Upstream:
         concurrency); each keeps its HTTP connection alive for the next."""
         if not settings.openai_api_key:
             log.warning("OPENAI_API_KEY is empty; the upstream may refuse requests")
+        self._secrets = (settings.openai_api_key,) if settings.openai_api_key else ()
         if monkey.is_module_patched("select"):
             probe_pooled_connections_without_yielding()
         self._client = openai.OpenAI(
@@ -57,33 +78,41 @@ class Upstream:
         )
 
     def open(self, request: dict[str, Any]) -> UpstreamCall:
-        """Start streaming an answer to `request` (messages, model, ...)."""
-        params: dict[str, Any] = {
-            "model": request["model"],
-            "messages": request["messages"],
-            "stream": True,
-            "stream_options": {"include_usage": True},
-        }
-        for name in ("temperature", "max_tokens"):
+        """Start streaming an answer to `request` ({"model", "messages", "params"}).
+
+        Always streams with usage; every parameter goes to the upstream as it
+        came, the SDK's own by name, the others through `extra_body`."""
+        params = dict(request.get("params") or {})
+        for name in LEGACY_PARAMS:
             if request.get(name) is not None:
-                params[name] = request[name]
+                params.setdefault(name, request[name])
+        named = {k: v for k, v in params.items() if k in SDK_PARAMS}
+        extra = {k: v for k, v in params.items() if k not in SDK_PARAMS and k not in SPOOL_SET}
         try:
             # The SDK sends the request (auth, retries, status errors); the
             # body is parsed by ChunkParser, not into a pydantic model per chunk.
-            response = self._client.chat.completions.with_streaming_response.create(**params).__enter__()
+            response = self._client.chat.completions.with_streaming_response.create(
+                model=request["model"],
+                messages=request["messages"],
+                stream=True,
+                stream_options={"include_usage": True},
+                **named,
+                **({"extra_body": extra} if extra else {}),
+            ).__enter__()
         except Exception as exc:
             # `from None`: the SDK's exception text holds the upstream's body,
             # which may echo the API key; tracebacks (logs, RQ's job record)
             # must show only the summary.
-            raise upstream_error(exc) from None
-        return UpstreamCall(response)
+            raise upstream_error(exc, self._secrets) from None
+        return UpstreamCall(response, self._secrets)
 
 
 class UpstreamCall:
     """One streaming answer. Iterate for Pieces; `close()` aborts the call."""
 
-    def __init__(self, response: Any) -> None:
+    def __init__(self, response: Any, secrets: tuple[str, ...] = ()) -> None:
         self._response = response  # an openai APIResponse, body not yet read
+        self._secrets = secrets
 
     def __iter__(self) -> Iterator[Piece]:
         parser = ChunkParser()
@@ -101,7 +130,7 @@ class UpstreamCall:
                     continue
                 yield from parser.feed(data)
         except Exception as exc:
-            raise upstream_error(exc) from None  # see Upstream.open
+            raise upstream_error(exc, self._secrets) from None  # see Upstream.open
         finally:
             self._response.close()
 
@@ -139,8 +168,12 @@ def probe_pooled_connections_without_yielding() -> None:
     sync_backend.is_socket_readable = is_socket_readable
 
 
-def upstream_error(exc: BaseException) -> UpstreamError:
-    """Map an SDK (or parsing) failure to an UpstreamError."""
+def upstream_error(exc: BaseException, secrets: tuple[str, ...] = ()) -> UpstreamError:
+    """Map an SDK (or parsing) failure to an UpstreamError.
+
+    An HTTP error keeps its status; a refused request (a 4xx other than 401,
+    403 and 429) also keeps the upstream's message, `param` and `code`,
+    sanitised: `secrets` and anything shaped like a key are removed."""
     if isinstance(exc, UpstreamError):
         return exc
     if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
@@ -150,14 +183,39 @@ def upstream_error(exc: BaseException) -> UpstreamError:
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
         if status == 429:
-            return UpstreamError("upstream_rate_limited", "the model is rate limited (HTTP 429)")
+            return UpstreamError("upstream_rate_limited", "the model is rate limited (HTTP 429)", status=status)
         if status in (401, 403):
-            return UpstreamError("upstream_auth", f"the model refused the API key (HTTP {status})")
+            # Never the upstream's words here: they are about the key.
+            return UpstreamError("upstream_auth", f"the model refused the API key (HTTP {status})", status=status)
         if 400 <= status < 500:
-            return UpstreamError("upstream_rejected", f"the model rejected the request (HTTP {status})")
-        return UpstreamError("upstream_error", f"the model failed (HTTP {status})")
+            body = exc.body if isinstance(exc.body, dict) else {}
+            message = _sanitised(body.get("message"), secrets, MAX_ERROR_MESSAGE)
+            return UpstreamError(
+                "upstream_rejected",
+                message or f"the model rejected the request (HTTP {status})",
+                status=status,
+                param=_sanitised(body.get("param"), secrets, MAX_ERROR_FIELD),
+                upstream_code=_sanitised(body.get("code"), secrets, MAX_ERROR_FIELD),
+            )
+        return UpstreamError("upstream_error", f"the model failed (HTTP {status})", status=status)
     if isinstance(exc, openai.APIError):
         return UpstreamError("upstream_error", "the model reported an error mid-answer")
     if isinstance(exc, (json.JSONDecodeError, ValueError, openai.OpenAIError)):
         return UpstreamError("upstream_error", "the model sent an unreadable answer")
     return UpstreamError("internal_error", "the worker failed while reading the answer")
+
+
+def _sanitised(value: Any, secrets: tuple[str, ...], limit: int) -> str | None:
+    """`value` fit for a client: a string without secrets or control
+    characters, at most `limit` characters; None when there is nothing."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        value = str(value)
+    if not isinstance(value, str):
+        return None
+    for secret in secrets:
+        value = value.replace(secret, "[redacted]")
+    value = SECRET_PATTERN.sub("[redacted]", value)
+    value = " ".join("".join(c if c.isprintable() else " " for c in value).split())
+    if len(value) > limit:
+        value = value[: limit - 1] + "…"
+    return value or None

@@ -58,8 +58,8 @@ def test_validation_error_is_a_bad_request(sdk):
     assert info.value.param == "temperature"
     assert info.value.type == "invalid_request_error"
     with pytest.raises(openai.BadRequestError) as info:
-        sdk.chat.completions.create(model="mock", messages=ask("x"), top_p=0.5)
-    assert info.value.param == "top_p"
+        sdk.chat.completions.create(model="mock", messages=ask("x"), tools=[{"type": "function", "function": {}}])
+    assert info.value.param == "tools[0].function.name"
 
 
 def test_upstream_error_non_streaming_maps_status(sdk):

@@ -84,7 +84,7 @@ def test_post_without_stream_accept_is_queued_and_enqueued(client, services):
         ({"json": {**CHAT, "max_tokens": 0}}, (422, "invalid_request")),
         ({"json": {**CHAT, "max_tokens": 10**9}}, (422, "invalid_request")),
         ({"json": {**CHAT, "model": ""}}, (422, "invalid_request")),
-        ({"json": {**CHAT, "surprise": 1}}, (422, "invalid_request")),
+        ({"json": {**CHAT, "stream": True}}, (422, "invalid_request")),
     ],
 )
 def test_bad_input_gets_a_json_error_and_changes_nothing(client, services, redis_client, kwargs, expected):

@@ -48,7 +48,7 @@ def test_models_defaults_to_the_default_model(redis_client, prefix):
     ({**ASK, "temperature": 3}, 400, "temperature"),
     ({**ASK, "messages": []}, 400, "messages"),
     ({**ASK, "messages": [{"role": "robot", "content": "x"}]}, 400, "messages[0].role"),
-    ({**ASK, "tools": []}, 400, "tools"),
+    ({**ASK, "tools": [{"type": "retrieval"}]}, 400, "tools[0].type"),
     ({**ASK, "n": 2}, 400, "n"),
     ({**ASK, "stream": "yes"}, 400, "stream"),
     ({**ASK, "stream_options": {"include_usage": "y"}}, 400, "stream_options.include_usage"),
@@ -71,19 +71,18 @@ def test_body_errors_use_the_openai_shape(app, client):
     assert queued(app) == 0
 
 
-def test_openai_only_fields_are_translated(app, client, redis_client, prefix):
-    body = {
-        "model": "m2", "user": "u", "max_completion_tokens": 5,
-        "messages": [{"role": "developer", "content": [{"type": "text", "text": "be "}, {"type": "text", "text": "brief"}]},
-                     {"role": "user", "content": "hi", "name": "ann"}],
-        "stream": True,
-    }
+def test_openai_fields_are_kept_as_sent(app, client, redis_client, prefix):
+    messages = [{"role": "developer", "content": [{"type": "text", "text": "be "}, {"type": "text", "text": "brief"}]},
+                {"role": "user", "content": "hi", "name": "ann"}]
+    body = {"model": "m2", "user": "u", "max_completion_tokens": 5, "messages": messages, "stream": True}
     response = client.post("/v1/chat/completions", json=body, buffered=False)
     stream_id = response.headers["X-Stream-Id"]
     response.close()
     stored = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
-    assert stored["messages"] == [{"role": "system", "content": "be brief"}, {"role": "user", "content": "hi"}]
-    assert stored["max_tokens"] == 5 and stored["model"] == "m2" and queued(app) == 1
+    # developer stays developer, max_completion_tokens is not rewritten, name is kept.
+    assert stored == {"model": "m2", "messages": messages, "params": {"user": "u", "max_completion_tokens": 5},
+                      "request_id": stored["request_id"]}
+    assert queued(app) == 1
 
 
 def test_events_route_accepts_the_openai_format_and_rejects_others(client):

@@ -34,3 +34,18 @@ def test_the_idle_connection_check_stays_on_the_caller(install, switched):
                          timeout=60, check=True).stdout.split("\n")[-2]
     # It still tells an open connection from one the server closed.
     assert out == f"[False, True] {switched}"
+
+
+def test_the_replaced_httpcore2_function_keeps_its_signature():
+    """worker/upstream.py replaces httpcore2's private `is_socket_readable`
+    (issue 17): an httpcore2 upgrade that moves, renames or re-signs it must
+    fail here, not slow the worker down silently."""
+    import inspect
+
+    from httpcore2._backends import sync as sync_backend
+
+    assert str(inspect.signature(sync_backend.is_socket_readable)) == "(sock: 'socket.socket | None') -> 'bool'"
+    # And it is the name the pool calls: the connection module looks it up at call time.
+    from httpcore2._backends.sync import SyncStream
+
+    assert "is_socket_readable" in inspect.getsource(SyncStream)

@@ -298,7 +298,7 @@ def finish(app, stream_id: str, *events: tuple[EventType, dict]) -> None:
     ({"id": "c", "messages": [{"role": "robot", "parts": []}]}, "invalid_request"),
     ({"id": "c", "messages": []}, "invalid_request"),
     (ui_body(temperature=9), "invalid_request"),
-    (ui_body(frobnicate=1), "invalid_request"),
+    (ui_body(n=2), "invalid_request"),  # unknown parameters are forwarded; n is checked
     ([1], "invalid_request"),
 ])
 def test_bad_requests_are_json_4xx_and_change_nothing(app, body, code):
@@ -318,7 +318,7 @@ def test_send_resume_stop_and_ownership(app):
     stream_id = response.headers["X-Stream-Id"]
     response.close()  # a dropped connection: the answer goes on
     request = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
-    assert request["messages"] == [{"role": "user", "content": "hi"}] and request["temperature"] == 0.5
+    assert request["messages"] == [{"role": "user", "content": "hi"}] and request["params"]["temperature"] == 0.5
     finish(app, stream_id, (EventType.DELTA, {"text": "Hello"}), (EventType.DONE, {"finish_reason": "stop"}))
 
     resumed = client.get("/v1/ui/chat/chat1/stream", headers=auth())
