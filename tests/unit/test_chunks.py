@@ -62,7 +62,7 @@ def test_bad_chunks_become_upstream_errors(body, message):
 def test_an_event_is_parsed_once_its_blank_line_arrives():
     parser = ChunkParser()
     assert parser.feed(b"data: " + json.dumps(_chunk("m", {"content": "x"}, "stop")).encode()) == []
-    assert parser.feed(b"\n\n") == [Piece("x", "stop")]
+    assert parser.feed(b"\n\n") == [Piece("x", "stop", info={"model": "m"})]
 
 
 class FakeResponse:
