@@ -56,7 +56,7 @@ def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest
             body["max_tokens"] = tokens
     if isinstance(body.get("messages"), list):
         body["messages"] = [_message(m) for m in body["messages"]]
-    unknown = sorted(set(body) - {"messages", "model", "temperature", "max_tokens"})
+    unknown = sorted(set(body) - {"messages", "model", "temperature", "max_tokens", "tools", "tool_choice"})
     if unknown:
         raise _invalid(f"unsupported parameter: {unknown[0]}", unknown[0])
     # Like the native route, only an explicit SPOOL_MODELS restricts the model;

@@ -10,7 +10,7 @@ from flask import Request
 from gateway.errors import ApiError
 from spool.settings import Settings
 
-ROLES = frozenset({"system", "user", "assistant"})
+ROLES = frozenset({"system", "user", "assistant", "tool"})
 
 
 def _invalid(message: str) -> ApiError:
@@ -44,19 +44,29 @@ def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
     """The validated chat request from a parsed body; ApiError 422 otherwise."""
     if not isinstance(body, dict):
         raise _invalid("body must be a JSON object")
-    unknown = set(body) - {"messages", "model", "temperature", "max_tokens"}
+    unknown = set(body) - {"messages", "model", "temperature", "max_tokens", "tools", "tool_choice"}
     if unknown:
         raise _invalid(f"unknown field(s): {', '.join(sorted(unknown))}")
     messages = _messages(body.get("messages"), settings)
-    total = sum(len(m["content"]) for m in messages)
+    total = sum(len(m["content"] or "") for m in messages)
     if settings.max_input_chars and total > settings.max_input_chars:
         raise _invalid(f"messages hold {total} characters; at most {settings.max_input_chars}")
-    return {
+    chat = {
         "messages": messages,
         "model": _model(body.get("model"), settings),
         "temperature": _temperature(body.get("temperature")),
         "max_tokens": _max_tokens(body.get("max_tokens"), settings),
     }
+    # Interim (branch msg, until the request side is rewritten): tools pass through as given.
+    if body.get("tools") is not None:
+        if not isinstance(body["tools"], list) or not all(isinstance(t, dict) for t in body["tools"]):
+            raise _invalid("tools must be an array of objects")
+        chat["tools"] = body["tools"]
+    if body.get("tool_choice") is not None:
+        if not isinstance(body["tool_choice"], (str, dict)):
+            raise _invalid("tool_choice must be a string or an object")
+        chat["tool_choice"] = body["tool_choice"]
+    return chat
 
 
 def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
@@ -66,6 +76,9 @@ def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
         raise _invalid(f"at most {settings.max_messages} messages")
     out = []
     for i, message in enumerate(value):
+        if isinstance(message, dict) and message.get("role") in ("assistant", "tool"):
+            out.append(_tool_message(i, message))
+            continue
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
             raise _invalid(f"messages[{i}] must be an object with exactly role and content")
         if not isinstance(message["role"], str) or message["role"] not in ROLES:
@@ -74,6 +87,25 @@ def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
             raise _invalid(f"messages[{i}].content must be a string")
         out.append({"role": message["role"], "content": message["content"]})
     return out
+
+
+def _tool_message(i: int, message: dict[str, Any]) -> dict[str, Any]:
+    """Interim (branch msg): an assistant message (maybe with tool_calls and
+    null content) or a `tool` result (tool_call_id, string content)."""
+    extra = "tool_calls" if message["role"] == "assistant" else "tool_call_id"
+    if set(message) - {"role", "content", extra}:
+        raise _invalid(f"messages[{i}] holds fields other than role, content and {extra}")
+    content = message.get("content")
+    if not isinstance(content, str) and not (content is None and message.get("tool_calls")):
+        raise _invalid(f"messages[{i}].content must be a string")
+    if extra in message:
+        valid = isinstance(message[extra], list) if extra == "tool_calls" else isinstance(message[extra], str)
+        if not valid:
+            raise _invalid(f"messages[{i}].{extra} is malformed")
+        return {"role": message["role"], "content": content, extra: message[extra]}
+    if message["role"] == "tool":
+        raise _invalid(f"messages[{i}].tool_call_id is required")
+    return {"role": message["role"], "content": content}
 
 
 def _model(value: Any, settings: Settings) -> str:

@@ -64,7 +64,7 @@ class Upstream:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        for name in ("temperature", "max_tokens"):
+        for name in ("temperature", "max_tokens", "tools", "tool_choice"):
             if request.get(name) is not None:
                 params[name] = request[name]
         try:

@@ -48,7 +48,7 @@ def test_models_defaults_to_the_default_model(redis_client, prefix):
     ({**ASK, "temperature": 3}, 400, "temperature"),
     ({**ASK, "messages": []}, 400, "messages"),
     ({**ASK, "messages": [{"role": "robot", "content": "x"}]}, 400, "messages[0].role"),
-    ({**ASK, "tools": []}, 400, "tools"),
+    ({**ASK, "logit_bias": {}}, 400, "logit_bias"),
     ({**ASK, "n": 2}, 400, "n"),
     ({**ASK, "stream": "yes"}, 400, "stream"),
     ({**ASK, "stream_options": {"include_usage": "y"}}, 400, "stream_options.include_usage"),
