@@ -30,7 +30,9 @@ class EventType(str, Enum):
     RESET = "reset"  # the answer starts over: discard everything received so far
     REASONING = "reasoning"  # reasoning text, as compatible servers stream it
     REFUSAL = "refusal"  # refusal text
-    TOOL_CALL = "tool_call"  # a tool call begins: index, id, type, name
+    # A tool call begins: index, id, tool_type ("function" or "custom"), name.
+    # (Not `type`: the wire object's `type` is the event's.)
+    TOOL_CALL = "tool_call"
     TOOL_CALL_DELTA = "tool_call_delta"  # a fragment of a tool call's arguments
     LOGPROBS = "logprobs"  # logprobs as the upstream sent them
     DONE = "done"

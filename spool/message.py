@@ -49,7 +49,7 @@ class MessageFold:
         elif type_ == "refusal":
             self._refusal.append(data["text"])
         elif type_ == "tool_call":
-            self._calls[data["index"]] = {"id": data.get("id"), "type": data.get("type") or "function",
+            self._calls[data["index"]] = {"id": data.get("id"), "type": data.get("tool_type") or "function",
                                           "name": data.get("name"), "arguments": []}
         elif type_ == "tool_call_delta":
             call = self._calls.setdefault(data["index"], {"id": None, "type": "function", "name": None,

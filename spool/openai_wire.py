@@ -4,7 +4,7 @@ The `openai` wire format is what OpenAI's own streaming endpoint sends, so the
 official SDKs read it unchanged, plus an `id: <seq>` line on every frame so a
 dropped stream can be resumed with `after` or `Last-Event-ID`:
 
-    start      -> a chunk with delta {"role": "assistant", "content": ""}
+    start      -> a chunk with delta {"role": "assistant"}
     delta      -> a chunk with delta {"content": text}
     reasoning  -> a chunk with delta {"reasoning_content": text}
     refusal    -> a chunk with delta {"refusal": text}
@@ -126,7 +126,7 @@ class OpenAIEncoder(Encoder):
             self._sent = True
             if event.type == b"tool_call":
                 fields = json.loads(event.data)
-                self._call_types[fields["index"]] = fields.get("type") or "function"
+                self._call_types[fields["index"]] = fields.get("tool_type") or "function"
 
     def encode(self, event: StoredEvent) -> bytes:
         ctx, seq, type_ = self.ctx, event.seq, event.type
@@ -135,7 +135,9 @@ class OpenAIEncoder(Encoder):
             self._sent = True
             return _frame(seq, chunk(ctx, {"content": fields["text"]}))
         if type_ == b"start":
-            return _frame(seq, chunk(ctx, {"role": "assistant", "content": ""}))
+            # No `content` yet: OpenAI's own first chunk holds "" before text
+            # but null before tool calls, and which comes is not known yet.
+            return _frame(seq, chunk(ctx, {"role": "assistant"}))
         if type_ in _ANSWER_TYPES:
             self._sent = True
             return _frame(seq, self._answer_chunk(type_, fields))
@@ -174,7 +176,7 @@ class OpenAIEncoder(Encoder):
         if type_ == b"refusal":
             return chunk(self.ctx, {"refusal": fields["text"]})
         if type_ == b"tool_call":
-            call_type = fields.get("type") or "function"
+            call_type = fields.get("tool_type") or "function"
             self._call_types[fields["index"]] = call_type
             body = {"name": fields.get("name")}
             body["input" if call_type == "custom" else "arguments"] = ""

@@ -157,7 +157,7 @@ def _tool_call_events(call: Any, position: int, calls: dict[int, str]) -> list[t
         calls[index] = type_
         name = body.get("name")
         events.append((EventType.TOOL_CALL, {
-            "index": index, "id": _string(call.get("id")), "type": type_, "name": _string(name),
+            "index": index, "id": _string(call.get("id")), "tool_type": type_, "name": _string(name),
         }))
     # Some servers repeat the id and name on every fragment: only arguments count after the first.
     fragment = body.get("input" if type_ == "custom" else "arguments")

@@ -41,7 +41,7 @@ def test_sdk_decoder_sees_only_chunks_and_done_despite_heartbeats():
     assert [e.id for e in events] == ["1", "2", "3", "3", "3"]
     assert events[-1].data == "[DONE]"
     chunks = [json.loads(e.data) for e in events[:-1]]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
     assert chunks[1]["choices"][0]["delta"] == {"content": "café"}
     assert chunks[2]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert chunks[3]["choices"] == [] and chunks[3]["usage"] == {"completion_tokens": 1}
