@@ -43,6 +43,8 @@ class Plan:
     usage_details: dict[str, Any] = field(default_factory=dict)
     chunk_fields: dict[str, Any] = field(default_factory=dict)
     service_tier: str | None = None
+    # The first chunk's delta, as OpenAI sends it: content "" before text, null before a tool call or refusal.
+    role_delta: dict[str, Any] = field(default_factory=lambda: {"role": "assistant", "content": ""})
 
 
 def plan(body: dict[str, Any], model: str, prompt: str, tokens: list[str], finish_reason: str) -> Plan:
@@ -55,7 +57,8 @@ def plan(body: dict[str, Any], model: str, prompt: str, tokens: list[str], finis
     elif model == "mock-refusal":
         words = [w if i == 0 else " " + w for i, w in enumerate(REFUSAL.split(" "))]
         result = Plan([{"delta": {"refusal": w}} for w in words], "stop",
-                      {"role": "assistant", "content": None, "refusal": REFUSAL})
+                      {"role": "assistant", "content": None, "refusal": REFUSAL},
+                      role_delta={"role": "assistant", "content": None, "refusal": ""})
     else:
         logprobs = body.get("logprobs") is True
         top = body.get("top_logprobs") or 0
@@ -115,7 +118,7 @@ def _tool_call(tool: dict[str, Any], prompt: str) -> Plan:
     fragments += [{"delta": {"tool_calls": [{"index": 0, type_: {key: piece}}]}} for piece in pieces]
     message = {"role": "assistant", "content": None,
                "tool_calls": [{"id": id_, "type": type_, type_: {"name": name, key: arguments}}]}
-    return Plan(fragments, "tool_calls", message)
+    return Plan(fragments, "tool_calls", message, role_delta={"role": "assistant", "content": None})
 
 
 def _value(schema: Any, prompt: str) -> Any:

@@ -155,7 +155,7 @@ def _stream(config: MockConfig, record: RequestRecord, answer: mock_answers.Plan
     gap = 1 / config.tokens_per_second
     extra = answer.chunk_fields
     try:
-        yield _sse({**_chunk(record.model, {"role": "assistant", "content": ""}, None), **extra})
+        yield _sse({**_chunk(record.model, answer.role_delta, None), **extra})
         for i, fragment in enumerate(fragments):
             if i == cut:
                 if fault == "mock-corrupt":
