@@ -109,7 +109,10 @@ def parse_chunk(data: str, calls: dict[int, str] | None = None) -> Piece | None:
     finish_reason = choice.get("finish_reason")
     # Only the final chunks' report is kept; reading it from every chunk would tax plain text.
     info = _info(obj) if finish_reason or usage else None
-    if choice.get("logprobs") is None and all(key in _PLAIN_KEYS or delta[key] is None for key in delta):
+    # Plain text: a delta of content alone (most chunks), or with only nulls beside it.
+    if choice.get("logprobs") is None and (
+        (text is not None and len(delta) == 1) or all(key in _PLAIN_KEYS or delta[key] is None for key in delta)
+    ):
         return Piece(text or "", finish_reason, usage, info=info)
     events = _events(delta, text, choice.get("logprobs"), {} if calls is None else calls)
     return Piece("", finish_reason, usage, events, info)
