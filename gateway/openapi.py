@@ -119,6 +119,13 @@ def _schemas(settings: Settings) -> dict[str, Any]:
                 "error": {"oneOf": [{"type": "null"}, {"$ref": "#/components/schemas/ErrorDetail"}]},
                 "created_at": _NULLABLE_NUMBER, "started_at": _NULLABLE_NUMBER, "ended_at": _NULLABLE_NUMBER,
                 "cancel_requested": {"type": "boolean"},
+                # The assistant message assembled from the events (docs/protocol.md).
+                "message": {"type": "object", "required": ["role", "content", "refusal"], "properties": {
+                    "role": {"const": "assistant"}, "content": {"type": ["string", "null"]},
+                    "refusal": {"type": ["string", "null"]}, "reasoning": {"type": "string"},
+                    "tool_calls": {"type": "array", "items": {"type": "object"}}}},
+                "logprobs": {"type": ["object", "null"]}, "upstream_model": {"type": ["string", "null"]},
+                "system_fingerprint": {"type": ["string", "null"]}, "service_tier": {"type": ["string", "null"]},
             },
         },
         "CancelResult": {"type": "object", "required": ["id", "status"],

@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator
-
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from gateway import metrics
 from gateway.auth import access, may_access
 from gateway.errors import ApiError
 from gateway.intake import queue_stream
 from gateway.openai_routes import openai_events_response
-from gateway.services import Services, services
+from gateway.services import services
+from gateway.streaming import queue_position, stream_response
 from gateway.validation import parse_chat_request
 from spool import idempotency
 from spool.errors import StreamNotFoundError
 from spool.events import StreamStatus
 from spool.keys import is_stream_id, new_stream_id
 from spool.logs import bind
-from spool.tail import follow, wait_for_end
-from spool.wire import WireFormat
+from spool.tail import wait_for_end
+from spool.wire import NdjsonEncoder, SseEncoder, WireFormat
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +105,7 @@ def get_stream(stream_id: str):
         snapshot = s.store.snapshot(_checked(stream_id))
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
-    snapshot["queue_position"] = _queue_position(s, stream_id)() if snapshot["status"] == "queued" else None
+    snapshot["queue_position"] = queue_position(s, stream_id)() if snapshot["status"] == "queued" else None
     return jsonify(snapshot)
 
 
@@ -126,12 +124,11 @@ def stream_events(stream_id: str):
         # No one has seen an event not yet written; and a cursor past the end
         # would park this process's shared XREAD for the stream beyond it.
         raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
+    # Nothing can follow the terminal event: answer at once instead of idling.
+    ended = StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"])
     if fmt is WireFormat.OPENAI:
-        return openai_events_response(stream_id, after, meta)
-    if StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"]):
-        # Nothing can follow the terminal event: answer at once instead of idling.
-        return _stream_response(stream_id, after, fmt, body=iter([fmt.preamble]))
-    return _stream_response(stream_id, after, fmt)
+        return openai_events_response(stream_id, after, meta, ended=ended)
+    return _stream_response(stream_id, after, fmt, ended=ended)
 
 
 @api.post("/v1/streams/<stream_id>/cancel")
@@ -153,31 +150,9 @@ def cancel_stream(stream_id: str):
     return response
 
 
-def _queue_position(s: Services, stream_id: str) -> Callable[[], int | None]:
-    """A probe of the stream's place in the queue (1 = next), None once it left it."""
-    meta_key = s.store.keys.meta(stream_id)
-
-    def position() -> int | None:
-        if s.redis.hget(meta_key, "status") != b"queued":
-            return None
-        index = s.queue.get_job_position(stream_id)
-        return None if index is None else index + 1
-
-    return position
-
-
-def _stream_response(stream_id: str, after: int, fmt: WireFormat, body: Iterator[bytes] | None = None) -> Response:
-    s = services()
-    if body is None:
-        body = follow(
-            s.store, s.hub, stream_id, after, fmt, s.settings.heartbeat_interval, _queue_position(s, stream_id)
-        )
-    body = metrics.tracked(body, fmt.value, after)
-    return Response(
-        body,
-        mimetype=fmt.mimetype,
-        headers={"X-Stream-Id": stream_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
-    )
+def _stream_response(stream_id: str, after: int, fmt: WireFormat, *, ended: bool = False) -> Response:
+    encoder = NdjsonEncoder() if fmt is WireFormat.NDJSON else SseEncoder()
+    return stream_response(stream_id, after, encoder, ended=ended)
 
 
 def _accepted_stream_format() -> WireFormat | None:

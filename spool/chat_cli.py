@@ -49,12 +49,11 @@ def chat(args: argparse.Namespace) -> int:
         return 130  # nothing was queued, or we never learnt its id
     print(f"stream {stream_id}", file=sys.stderr, flush=True)
     stream = client.events(stream_id)
+    printer = EventPrinter()
     try:
         for event in stream:
-            if event["type"] == "delta":
-                sys.stdout.write(event["text"])
-                sys.stdout.flush()
-            elif event["type"] == "error":
+            printer.print(event)
+            if event["type"] == "error":
                 print(f"\nspool: {event['code']}: {event['message']}", file=sys.stderr)
                 return 1
             elif event["type"] == "cancelled":
@@ -64,8 +63,67 @@ def chat(args: argparse.Namespace) -> int:
         status = stream.cancel()
         print(f"\nspool: cancelled ({status['status']})", file=sys.stderr)
         return 130
-    sys.stdout.write("\n")
+    printer.end()
     return 0
+
+
+class EventPrinter:
+    """Prints an answer as it streams: text to stdout, reasoning (dimmed) to
+    stderr, each tool call as `-> name(arguments)`, a refusal as such. A
+    `reset` says so and the answer follows again; the end names the tool
+    calls to run, from the fold of every event (spool/message.py)."""
+
+    def __init__(self, out=None, err=None) -> None:
+        from spool.message import MessageFold
+
+        self.out = out or sys.stdout
+        self.err = err or sys.stderr
+        self.fold = MessageFold()
+        self._section: object = None
+
+    def print(self, event: dict) -> None:
+        type_ = event["type"]
+        self.fold.add(type_, {k: v for k, v in event.items() if k not in ("seq", "type")})
+        if type_ == "delta":
+            self._enter("text", self.out, "")
+            self.out.write(event["text"])
+        elif type_ == "reasoning":
+            self._enter("reasoning", self.err, "\x1b[2mthinking: ")
+            self.err.write(event["text"])
+        elif type_ == "refusal":
+            self._enter("refusal", self.out, "refusal: ")
+            self.out.write(event["text"])
+        elif type_ == "tool_call":
+            self._enter(("call", event["index"]), self.out, f"-> {event.get('name')}(")
+        elif type_ == "tool_call_delta":
+            self._enter(("call", event["index"]), self.out, "-> (")
+            self.out.write(event["arguments"])
+        elif type_ == "reset":
+            self._enter(None, self.err, "")
+            print(f"spool: the answer restarts ({event.get('reason')})", file=self.err)
+        self.out.flush()
+        self.err.flush()
+
+    def end(self) -> None:
+        """Close the last section; name the tool calls the model asked for."""
+        self._enter(None, self.out, "")
+        calls = self.fold.tool_calls()
+        if self.fold.finish_reason == "tool_calls" or calls:
+            names = ", ".join(f"{c['id']} {(c.get('function') or c.get('custom') or {}).get('name')}" for c in calls)
+            print(f"spool: the model asks to call {names}", file=self.err)
+
+    def _enter(self, section: object, stream, header: str) -> None:
+        """Start `section` (writing `header`), closing the one before."""
+        if section == self._section:
+            return
+        if self._section == "reasoning":
+            self.err.write("\x1b[0m\n")
+        elif isinstance(self._section, tuple):
+            self.out.write(")\n")
+        elif self._section is not None:
+            self.out.write("\n")
+        self._section = section
+        stream.write(header)
 
 
 def status(args: argparse.Namespace) -> int:

@@ -27,7 +27,14 @@ class EventType(str, Enum):
 
     START = "start"
     DELTA = "delta"
-    RESET = "reset"  # the answer starts over: discard the text received so far
+    RESET = "reset"  # the answer starts over: discard everything received so far
+    REASONING = "reasoning"  # reasoning text, as compatible servers stream it
+    REFUSAL = "refusal"  # refusal text
+    # A tool call begins: index, id, tool_type ("function" or "custom"), name.
+    # (Not `type`: the wire object's `type` is the event's.)
+    TOOL_CALL = "tool_call"
+    TOOL_CALL_DELTA = "tool_call_delta"  # a fragment of a tool call's arguments
+    LOGPROBS = "logprobs"  # logprobs as the upstream sent them
     DONE = "done"
     ERROR = "error"
     CANCELLED = "cancelled"
@@ -36,6 +43,17 @@ class EventType(str, Enum):
     def is_terminal(self) -> bool:
         return self in (EventType.DONE, EventType.ERROR, EventType.CANCELLED)
 
+
+# The field that carries the text of each coalescable type: consecutive
+# events of one of these types (of one tool call) concatenate.
+TEXT_FIELD = {
+    EventType.DELTA: "text",
+    EventType.REASONING: "text",
+    EventType.REFUSAL: "text",
+    EventType.TOOL_CALL_DELTA: "arguments",
+}
+# The optional keys of `done` that report what the upstream said about itself.
+DONE_INFO_KEYS = ("model", "system_fingerprint", "service_tier")
 
 _TERMINAL_STATUSES = frozenset({StreamStatus.DONE, StreamStatus.ERROR, StreamStatus.CANCELLED})
 

@@ -11,7 +11,13 @@ The model name selects a fault to inject:
     mock-stall     half the tokens, then silence for an hour
     mock-drop      half the tokens, then the connection breaks mid-response
     mock-<fault>-once  that fault on the first request for a prompt only
+    mock-reasoning reasoning deltas before the answer (also with `reasoning_effort`)
+    mock-refusal   a refusal instead of an answer
     anything else  the full answer; `max_tokens` below it ends with "length"
+
+Offered `tools`, it calls one (finish_reason `tool_calls`) unless the last
+message is a `tool` result; `logprobs: true` adds logprobs. See
+spool/mock_answers.py.
 
 GET /_mock/stats lists every request with how many tokens were sent and
 whether it finished or the client aborted it.
@@ -31,6 +37,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+
+from spool import mock_answers
 
 # Multi-byte words on purpose: clients must not split a character across chunks.
 VOCABULARY = (
@@ -122,31 +130,33 @@ def create_app(config: MockConfig) -> Flask:
             response = _error(429, "rate_limit_exceeded", "mock rate limit")
             response.headers["Retry-After"] = "1"
             return response
-        limit = body.get("max_tokens") or config.tokens
+        limit = body.get("max_tokens") or body.get("max_completion_tokens") or config.tokens
         tokens = answer_tokens(prompt, min(limit, config.tokens))
-        finish_reason = "length" if limit < config.tokens else "stop"
-        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(tokens),
-                 "total_tokens": len(prompt.split()) + len(tokens)}
+        answer = mock_answers.plan(body, model, prompt, tokens, "length" if limit < config.tokens else "stop")
+        sent = len(answer.fragments)
+        usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": sent,
+                 "total_tokens": len(prompt.split()) + sent, **answer.usage_details}
         if not record.stream:
-            time.sleep(len(tokens) / config.tokens_per_second)
-            record.tokens_sent, record.finished = len(tokens), True
-            return jsonify(_completion(model, "".join(tokens), finish_reason, usage))
+            time.sleep(sent / config.tokens_per_second)
+            record.tokens_sent, record.finished = sent, True
+            return jsonify(_completion(model, answer, usage))
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-        events = _stream(config, record, tokens, finish_reason, usage if include_usage else None, fault)
+        events = _stream(config, record, answer, usage if include_usage else None, fault)
         return Response(events, mimetype="text/event-stream")
 
     return app
 
 
-def _stream(config: MockConfig, record: RequestRecord, tokens: list[str], finish_reason: str, usage: Any,
-            fault: str | None):
+def _stream(config: MockConfig, record: RequestRecord, answer: mock_answers.Plan, usage: Any, fault: str | None):
     if fault not in ("mock-truncate", "mock-corrupt", "mock-stall", "mock-drop"):
         fault = None
-    cut = len(tokens) // 2 if fault else None
+    fragments = answer.fragments
+    cut = len(fragments) // 2 if fault else None
     gap = 1 / config.tokens_per_second
+    extra = answer.chunk_fields
     try:
-        yield _sse(_chunk(record.model, {"role": "assistant", "content": ""}, None))
-        for i, token in enumerate(tokens):
+        yield _sse({**_chunk(record.model, answer.role_delta, None), **extra})
+        for i, fragment in enumerate(fragments):
             if i == cut:
                 if fault == "mock-corrupt":
                     yield b"data: {not json\n\n"
@@ -159,11 +169,15 @@ def _stream(config: MockConfig, record: RequestRecord, tokens: list[str], finish
                 return
             if i:
                 time.sleep(gap)
-            yield _sse(_chunk(record.model, {"content": token}, None))
+            chunk = _chunk(record.model, fragment["delta"], None)
+            if "logprobs" in fragment:
+                chunk["choices"][0]["logprobs"] = fragment["logprobs"]
+            yield _sse({**chunk, **extra})
             record.tokens_sent += 1
-        yield _sse(_chunk(record.model, {}, finish_reason))
+        yield _sse({**_chunk(record.model, {}, answer.finish_reason), **extra})
         if usage is not None:
-            yield _sse({**_chunk(record.model, None, None), "choices": [], "usage": usage})
+            tier = {"service_tier": answer.service_tier} if answer.service_tier else {}
+            yield _sse({**_chunk(record.model, None, None), **extra, **tier, "choices": [], "usage": usage})
         yield b"data: [DONE]\n\n"
         record.finished = True
     finally:
@@ -181,11 +195,15 @@ def _chunk(model: str, delta: dict[str, Any] | None, finish_reason: str | None) 
             "model": model, "choices": choices}
 
 
-def _completion(model: str, text: str, finish_reason: str, usage: dict[str, int]) -> dict[str, Any]:
-    return {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
-            "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                         "finish_reason": finish_reason}],
-            "usage": usage}
+def _completion(model: str, answer: mock_answers.Plan, usage: dict[str, Any]) -> dict[str, Any]:
+    message = {k: v for k, v in answer.message.items() if k != "logprobs"}
+    body = {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
+            "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason,
+                         **({"logprobs": answer.message["logprobs"]} if "logprobs" in answer.message else {})}],
+            "usage": usage, **answer.chunk_fields}
+    if answer.service_tier:
+        body["service_tier"] = answer.service_tier
+    return body
 
 
 def _error(status: int, type_: str, message: str) -> Response:

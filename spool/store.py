@@ -21,6 +21,7 @@ import redis
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus, encode_data, start_data
 from spool.keys import Keys
+from spool.message import fold
 from spool.wire import seq_of
 
 # KEYS: events, meta. ARGV: ttl, writer token, begin flag, first seq, event
@@ -307,7 +308,7 @@ class StreamStore:
         fields: list[Any] = []
         for type_, data in request.events:
             args += [type_.value, encode_data(data)]
-            if type_ is not EventType.DELTA:
+            if type_ is not EventType.DELTA and type_ in _META_TYPES:
                 fields += _meta_fields(type_, data)
         return [self.keys.events(request.stream_id), self.keys.meta(request.stream_id)], args + fields
 
@@ -401,26 +402,29 @@ class StreamStore:
             start = seq_of(entries[-1][0]) + 1
 
     def snapshot(self, stream_id: str) -> dict[str, Any]:
-        """The stream's state as the snapshot route returns it."""
+        """The stream's state as the snapshot route returns it: its metadata
+        and the assistant message folded from its events (spool/message.py)."""
         meta = self.meta(stream_id)
-        parts: list[str] = []
-        for event in self.read(stream_id, 0):
-            if event.type == b"delta":
-                parts.append(json.loads(event.data)["text"])
-            elif event.type == b"reset":
-                parts = []
-        text = "".join(parts)
+        folded = fold(self.read(stream_id, 0))
         error = None
         if "error_code" in meta:
             error = {"code": meta["error_code"], "message": meta.get("error_message", "")}
+            for key in ("status", "param"):
+                if meta.get(f"error_{key}"):
+                    error[key] = int(meta["error_status"]) if key == "status" else meta["error_param"]
         return {
             "id": stream_id,
             "status": meta["status"],
             "model": meta.get("model"),
-            "text": text,
+            "text": folded.text,
+            "message": folded.message(),
             "last_seq": int(meta.get("last_seq", 0)),
             "finish_reason": meta.get("finish_reason"),
             "usage": json.loads(meta["usage"]) if meta.get("usage") else None,
+            "logprobs": folded.logprobs,
+            "upstream_model": folded.info.get("model"),
+            "system_fingerprint": folded.info.get("system_fingerprint"),
+            "service_tier": folded.info.get("service_tier"),
             "error": error,
             "created_at": _float(meta.get("created_at")),
             "started_at": _float(meta.get("started_at")),
@@ -440,6 +444,10 @@ def _append_result(stream_id: str, reply: list[int]) -> AppendResult:
     return AppendResult(int(code), bool(cancel))
 
 
+# The types that change the stream's metadata (the answer's parts do not).
+_META_TYPES = frozenset({EventType.START, EventType.RESET, EventType.DONE, EventType.ERROR, EventType.CANCELLED})
+
+
 def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:
     """The metadata an event implies, as flat (field, value) pairs."""
     now = repr(time.time())
@@ -451,7 +459,12 @@ def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:
         usage = json.dumps(data["usage"]) if data.get("usage") else ""
         return ["status", "done", "ended_at", now, "finish_reason", data["finish_reason"], "usage", usage]
     if type_ is EventType.ERROR:
-        return ["status", "error", "ended_at", now, "error_code", data["code"], "error_message", data["message"]]
+        fields = ["status", "error", "ended_at", now, "error_code", data["code"], "error_message", data["message"]]
+        # The upstream's HTTP status and the parameter it refused, when it refused the request.
+        for key in ("status", "param"):
+            if data.get(key) is not None:
+                fields += [f"error_{key}", data[key]]
+        return fields
     if type_ is EventType.CANCELLED:
         return ["status", "cancelled", "ended_at", now]
     return []

@@ -54,7 +54,7 @@ import redis
 
 from spool.redis_client import COMMAND_TIMEOUT
 from spool.store import StoredEvent, StreamStore, stored_event
-from spool.wire import WireFormat, encode, encode_info
+from spool.wire import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -381,34 +381,48 @@ def follow(
     hub: TailHub,
     stream_id: str,
     after: int,
-    fmt: WireFormat,
+    encoder: Encoder,
     heartbeat_interval: float,
     queue_position: Callable[[], int | None] = lambda: None,
+    *,
+    ended: bool = False,
 ) -> Iterator[bytes]:
-    """The stream's events with seq > after encoded in `fmt`, with heartbeats.
+    """The stream's events with seq > after, encoded by `encoder` (one wire
+    format, spool/wire.py), with heartbeats. The one follow loop of every format.
 
     Until the first event, each quiet interval also reports the stream's
     place in the queue (`queue_position()`, None once it left the queue), so
-    a client can tell waiting from hanging.
+    a client can tell waiting from hanging. `ended`: the stream is terminal
+    and `after` is at its end, so nothing can follow (answered at once).
 
     Everything it needs comes in as arguments: it runs after the request
     context is gone.
     """
-    yield fmt.preamble
+    yield encoder.preamble
+    if ended:
+        return
+    if encoder.wants_history and after > 0:
+        for event in store.read(stream_id, 0, upto=after):
+            encoder.observe(event)
     waiting = after == 0
     position = queue_position() if waiting else None
     if position is not None:
-        yield encode_info(fmt, {"type": "queued", "queue_position": position})
+        yield encoder.queued(position)
     for event in events(store, hub, stream_id, after, heartbeat_interval):
         if event is not None:
             waiting = False
-            yield encode(fmt, event.seq, event.type, event.data)
+            out = encoder.encode(event)
+            if out:
+                yield out
+            if encoder.finished or event.is_terminal:
+                return
             continue
         position = queue_position() if waiting else None
-        if position is None:
-            yield fmt.heartbeat
-        else:
-            yield encode_info(fmt, {"type": "queued", "queue_position": position})
+        yield encoder.heartbeat if position is None else encoder.queued(position)
+    # The hub lost Redis (or the process is stopping) before the end.
+    out = encoder.interrupted()
+    if out:
+        yield out
 
 
 def wait_for_end(store: StreamStore, hub: TailHub, stream_id: str, after: int, timeout: float) -> bytes | None:

@@ -1,17 +1,33 @@
-"""Encoders from stored Redis entries to the two wire formats (no I/O).
+"""Wire formats: encoders from stored events to the bytes a client reads (no I/O).
 
 An entry is stored as fields `t` (type) and `d` (the type's fields as compact
-JSON). Both formats carry the JSON object `{"seq":N,"type":T,...d}`; building
-it by splicing bytes keeps the gateway from decoding and re-encoding JSON for
-every token it relays.
+JSON). NDJSON and SSE carry the JSON object `{"seq":N,"type":T,...d}`;
+building it by splicing bytes keeps the gateway from decoding and re-encoding
+JSON for every token it relays.
+
+Every format is an `Encoder`, driven by the one follow loop (spool/tail.py
+`follow`): it opens the response with `preamble`, fills quiet intervals with
+`heartbeat` (or `queued(position)` while the stream waits in the queue),
+turns each event into bytes with `encode(event)` (b"" to send nothing),
+and, when the stream stops before its terminal event (the gateway lost
+Redis), sends `interrupted()` so the client resumes. An encoder that needs
+the events before the resume point to encode what follows (the OpenAI
+format must know a tool call's type to encode its arguments) sets
+`wants_history`; the loop then passes those events to `observe(event)`
+first. Setting `finished` ends the response after the event just encoded.
 """
 
 from __future__ import annotations
 
 import json
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from spool.openai_wire import OPENAI_HEARTBEAT, OPENAI_PREAMBLE
+if TYPE_CHECKING:
+    from spool.store import StoredEvent
+
+OPENAI_HEARTBEAT = b": heartbeat\n"
+OPENAI_PREAMBLE = b": stream\n"
 
 NDJSON_HEARTBEAT = b'{"type":"heartbeat"}\n'
 SSE_HEARTBEAT = b": heartbeat\n\n"
@@ -66,6 +82,65 @@ def encode_info(fmt: WireFormat, obj: dict) -> bytes:
     if fmt is WireFormat.NDJSON:
         return payload + b"\n"
     return b"event: %s\ndata: %s\n\n" % (obj["type"].encode(), payload)
+
+
+class Encoder:
+    """One wire format of a followed stream (see the module docstring).
+    Subclasses set the class attributes and implement `encode`."""
+
+    name = ""  # the `format` label of the gateway's metrics
+    mimetype = "text/event-stream"
+    preamble = b""
+    heartbeat = b""
+    wants_history = False
+
+    def __init__(self) -> None:
+        self.finished = False
+
+    def observe(self, event: StoredEvent) -> None:
+        """Take note of an event before the resume point (only with wants_history)."""
+
+    def encode(self, event: StoredEvent) -> bytes:
+        """The bytes for one event; may set `finished`."""
+        raise NotImplementedError
+
+    def queued(self, position: int) -> bytes:
+        """What a quiet interval sends while the stream is queued at `position`."""
+        return self.heartbeat
+
+    def interrupted(self) -> bytes:
+        """What ends a response cut before the terminal event (the client resumes)."""
+        return b""
+
+
+class NdjsonEncoder(Encoder):
+    """One event JSON object per line."""
+
+    name = WireFormat.NDJSON.value
+    mimetype = WireFormat.NDJSON.mimetype
+    preamble = NDJSON_PREAMBLE
+    heartbeat = NDJSON_HEARTBEAT
+
+    def encode(self, event: StoredEvent) -> bytes:
+        return event_json(event.seq, event.type, event.data) + b"\n"
+
+    def queued(self, position: int) -> bytes:
+        return encode_info(WireFormat.NDJSON, {"type": "queued", "queue_position": position})
+
+
+class SseEncoder(Encoder):
+    """One SSE frame per event: `id` is the seq, `event` the type."""
+
+    name = WireFormat.SSE.value
+    preamble = SSE_PREAMBLE
+    heartbeat = SSE_HEARTBEAT
+
+    def encode(self, event: StoredEvent) -> bytes:
+        # JSON never holds a raw newline, so one `data:` line carries it whole.
+        return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.type, event_json(event.seq, event.type, event.data))
+
+    def queued(self, position: int) -> bytes:
+        return encode_info(WireFormat.SSE, {"type": "queued", "queue_position": position})
 
 
 def seq_of(entry_id: bytes) -> int:

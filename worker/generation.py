@@ -235,6 +235,7 @@ def _answer(
     """One upstream call, streamed into the publisher; raises UpstreamError."""
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
+    info: dict[str, Any] = {}  # the upstream's model, system_fingerprint, service_tier
     try:
         generation.attach(call)
         for piece in call:
@@ -243,8 +244,14 @@ def _answer(
             if piece.text:
                 publisher.delta(piece.text)
                 watch.token()
+            elif piece.events:
+                for type_, data in piece.events:
+                    publisher.add(type_, data)
+                watch.token()
             finish_reason = piece.finish_reason or finish_reason
             usage = piece.usage or usage
+            if piece.info:
+                info.update(piece.info)
             if time.monotonic() > deadline:
                 raise UpstreamError("upstream_timeout", "the answer took longer than the generation limit")
     finally:
@@ -256,5 +263,5 @@ def _answer(
         return StreamStatus.CANCELLED.value
     if finish_reason is None:
         raise UpstreamError("upstream_truncated", "the model's answer ended without a finish reason")
-    publisher.finish(EventType.DONE, {"finish_reason": finish_reason, "usage": usage})
+    publisher.finish(EventType.DONE, {"finish_reason": finish_reason, "usage": usage, **info})
     return StreamStatus.DONE.value

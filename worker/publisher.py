@@ -1,7 +1,10 @@
 """Writing generations' events to their streams, with delta coalescing.
 
 The first delta of an answer is written at once (time to first token matters
-most). Later ones are buffered, and one Flusher per worker process writes
+most). Later ones are buffered: consecutive text-like events of one kind
+(`delta`, `reasoning`, `refusal`, or `tool_call_delta` of one call) join
+into one, and an event of another kind closes the run first, so seq order is
+the upstream's order. The buffered events wait, and one Flusher per worker process writes
 every generation's buffered text each `interval` in a single pipelined round
 trip: at hundreds of concurrent answers, one Redis round trip per delta per
 generation was most of a worker's CPU (docs/benchmarks.md). Events that end
@@ -24,13 +27,16 @@ from typing import Any
 
 import redis
 
-from spool.events import EventType
+from spool.events import TEXT_FIELD, EventType
 from spool.store import AppendRequest, AppendResult, StreamStore
 from worker.metrics import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
 
 Batch = list[tuple[EventType, dict[str, Any]]]
+# What a run of buffered text belongs to: its type, and for tool_call_delta the call's index.
+RunKind = tuple[EventType, Any]
+_TEXT_RUN: RunKind = (EventType.DELTA, None)
 
 FIRST_BACKOFF = 0.05
 MAX_BACKOFF = 1.0
@@ -66,8 +72,9 @@ class Publisher:
         self._interval = interval
         self._outage_window = outage_window
         self._next_seq = first_seq
-        self._buffer: list[str] = []
-        self._tail: Batch = []  # non-delta events waiting behind the buffer
+        self._buffer: list[str] = []  # the open run of text-like fragments
+        self._run: RunKind = _TEXT_RUN  # what the fragments in _buffer belong to
+        self._tail: Batch = []  # events waiting behind the buffer (closed runs, others)
         self._inflight: Batch | None = None
         self._error: Exception | None = None  # from a write the Flusher made
         self._failing_since: float | None = None
@@ -86,16 +93,42 @@ class Publisher:
         """Add answer text: the first at once, the rest within `interval`."""
         self._raise_pending()
         with self._lock:
+            if self._run is not _TEXT_RUN:
+                self._close_run(_TEXT_RUN)
             self._buffer.append(text)
             now = not self.wrote_text or self._interval <= 0
             self.wrote_text = True
         if now and self._writing.acquire(blocking=False):
             self._write_held()
 
+    def add(self, type_: EventType, data: dict[str, Any]) -> None:
+        """Add any other part of the answer (reasoning, refusal, tool calls,
+        logprobs), written like text: the first at once, the rest within
+        `interval`; text-like fragments of one kind join into one event."""
+        if type_ is EventType.DELTA:
+            self.delta(data["text"])
+            return
+        self._raise_pending()
+        field = TEXT_FIELD.get(type_)
+        with self._lock:
+            if field is None:
+                self._close_run(_TEXT_RUN)
+                self._tail.append((type_, data))
+            else:
+                run = (type_, data.get("index"))
+                if run != self._run:
+                    self._close_run(run)
+                self._buffer.append(data[field])
+            now = not self.wrote_text or self._interval <= 0
+            self.wrote_text = True
+        if now and self._writing.acquire(blocking=False):
+            self._write_held()
+
     def reset(self, attempt: int, reason: str) -> None:
-        """Start the answer over: drop unsent text and write `reset`."""
+        """Start the answer over: drop everything unsent and write `reset`."""
         with self._lock:
             self._buffer = []
+            self._tail = []
             self.wrote_text = False
             self._tail.append((EventType.RESET, {"attempt": attempt, "reason": reason}))
         self._drain()
@@ -103,6 +136,7 @@ class Publisher:
     def finish(self, type_: EventType, data: dict[str, Any]) -> None:
         """Write everything buffered and then the terminal event."""
         with self._lock:
+            self._close_run(_TEXT_RUN)
             self._tail.append((type_, data))
         self._drain()
 
@@ -110,7 +144,7 @@ class Publisher:
         """For the Flusher: the buffered text as a write, if one is due and no
         other write is under way. The caller must `settle` it."""
         with self._lock:
-            if not (self._buffer or self._inflight) or self._error is not None:
+            if not (self._buffer or self._tail or self._inflight) or self._error is not None:
                 return None
             if self._failing_since is not None and time.monotonic() < self._retry_at:
                 return None
@@ -169,14 +203,23 @@ class Publisher:
         there is none), or None when there is nothing to write."""
         with self._lock:
             if self._inflight is None:
-                batch: Batch = [(EventType.DELTA, {"text": "".join(self._buffer)})] if self._buffer else []
-                self._buffer = []
-                batch += self._tail
+                self._close_run(self._run)
+                self._inflight = self._tail or None
                 self._tail = []
-                self._inflight = batch or None
             if self._inflight is None:
                 return None
             return AppendRequest(self.stream_id, self.writer, self._next_seq, self._inflight, begin)
+
+    def _close_run(self, run: RunKind) -> None:
+        """Move the open run of fragments, joined into one event, behind the
+        events waiting, and open `run`. Called holding the lock."""
+        if self._buffer:
+            type_, index = self._run
+            joined = "".join(self._buffer)
+            data = {"text": joined} if index is None else {"index": index, "arguments": joined}
+            self._tail.append((type_, data))
+            self._buffer = []
+        self._run = run
 
     def _record(self, outcome: AppendResult | Exception) -> None:
         """Apply a write's outcome; raises what the generation must see."""

@@ -2,6 +2,7 @@ import { useEffect, useState, type KeyboardEvent, type SyntheticEvent } from "re
 import { EMPTY, loadConversation, saveConversation, toMessages, type Turn } from "./conversation";
 import type { Status } from "./lib";
 import { Markdown } from "./Markdown";
+import { MessagePartsView } from "./MessageParts";
 import { StatusLine } from "./StatusLine";
 import { useStream } from "./useStream";
 
@@ -14,7 +15,7 @@ export function App() {
   const [model, setModel] = useState(saved.model);
   const [draft, setDraft] = useState("");
   const stream = useStream(saved.current);
-  const { streamId, text, lastSeq, ended, status } = stream;
+  const { streamId, text, parts, lastSeq, ended, status } = stream;
   const live = status !== null && LIVE.has(status.state);
 
   // Pick up the stream the URL names: a reload, or the same link in another tab.
@@ -24,14 +25,14 @@ export function App() {
   }, [saved, resume]);
 
   useEffect(() => {
-    saveConversation({ history, prompt, model, current: { streamId, text, lastSeq, ended, status } });
-  }, [history, prompt, model, streamId, text, lastSeq, ended, status]);
+    saveConversation({ history, prompt, model, current: { streamId, text, parts, lastSeq, ended, status } });
+  }, [history, prompt, model, streamId, text, parts, lastSeq, ended, status]);
 
   function send(event: SyntheticEvent) {
     event.preventDefault();
     const next = draft.trim();
     if (next === "" || live) return;
-    const turns = status === null ? history : [...history, { prompt, answer: text, status }];
+    const turns = status === null ? history : [...history, { prompt, answer: text, parts, status }];
     setHistory(turns);
     setPrompt(next);
     setDraft("");
@@ -61,7 +62,7 @@ export function App() {
         {history.map((turn, i) => (
           <TurnView key={i} turn={turn} />
         ))}
-        {status !== null && <TurnView turn={{ prompt, answer: text, status }} seq={lastSeq} />}
+        {status !== null && <TurnView turn={{ prompt, answer: text, parts, status }} seq={lastSeq} />}
       </section>
 
       <div className="controls">
@@ -107,6 +108,7 @@ function TurnView({ turn, seq }: { turn: Turn; seq?: number }) {
   return (
     <article className="turn" data-testid="turn">
       {turn.prompt !== null && <p className="prompt">{turn.prompt}</p>}
+      {turn.parts && <MessagePartsView parts={turn.parts} />}
       <div className="answer" data-testid="answer" data-raw={turn.answer} data-seq={seq} data-state={turn.status?.state}>
         <Markdown text={turn.answer} />
       </div>

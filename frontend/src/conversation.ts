@@ -5,13 +5,15 @@
  * turns and how far the answer was rendered, so a reload resumes after that
  * seq instead of replaying from the start.
  */
-import type { Message, Status } from "./lib";
+import type { Message, MessageParts, Status } from "./lib";
 import { NO_STREAM, type StreamState } from "./useStream";
 
 export interface Turn {
   /** null when the stream was started elsewhere (a link from another tab). */
   prompt: string | null;
   answer: string;
+  /** Reasoning and tool calls shown with the answer. */
+  parts?: MessageParts;
   status: Status | null;
 }
 

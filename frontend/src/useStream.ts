@@ -1,11 +1,24 @@
 /** React state for one spool stream; the lib/ client does the work. */
 import { useCallback, useEffect, useRef, useState } from "react";
-import { SpoolStream, applyEvent, isTerminal, type ClientOptions, type Status, type StreamHandlers, type StreamRequest } from "./lib";
+import {
+  NO_PARTS,
+  SpoolStream,
+  applyEvent,
+  applyParts,
+  isTerminal,
+  type ClientOptions,
+  type MessageParts,
+  type Status,
+  type StreamHandlers,
+  type StreamRequest,
+} from "./lib";
 
 export interface StreamState {
   streamId: string | null;
   /** The answer so far: the delta texts up to lastSeq, before any Markdown. */
   text: string;
+  /** Reasoning, refusal and tool calls up to lastSeq (absent in a state saved by an older page). */
+  parts?: MessageParts;
   lastSeq: number;
   /** A terminal event arrived: there is nothing left to follow. */
   ended: boolean;
@@ -34,6 +47,7 @@ export function useStream(initial: StreamState = NO_STREAM, options: ClientOptio
           ...s,
           lastSeq: event.seq,
           text: applyEvent(s.text, event),
+          parts: applyParts(s.parts ?? NO_PARTS, event),
           ended: isTerminal(event),
         })),
       onStatus: (status) => setState((s) => ({ ...s, status })),

@@ -227,3 +227,25 @@ def test_model_html_is_not_rendered(chat):
     expect(answer.locator('a[href^="javascript"]')).to_have_count(0)
     expect(answer).to_contain_text("<img src=x")
     assert chat.page.evaluate("window.__pwned") is None
+
+
+def test_reasoning_shows_collapsed_and_tool_calls_show_as_they_stream(chat, context, web_stack):
+    prompt = "reason it out"
+    chat.send(prompt, model="mock-reasoning")
+    reasoning = chat.page.get_by_test_id("reasoning")
+    expect(reasoning).to_be_visible()
+    assert reasoning.get_attribute("open") is None  # collapsed
+    chat.wait_state("done")
+    assert chat.raw_answer() == expected_text(prompt, TOKENS)
+    reasoning.locator("summary").click()
+    expect(reasoning.locator("p")).not_to_be_empty()
+    # A tool call (the page offers no tools: the stream is made by an API client and followed here).
+    tool = {"type": "function", "function": {"name": "get_weather", "parameters": {
+        "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+    body = {"messages": [{"role": "user", "content": "call a tool"}], "model": "mock", "tools": [tool]}
+    created = requests.post(f"{web_stack.base_url}/v1/streams", json=body, timeout=30).json()
+    page = context.new_page()
+    page.goto(f"/?stream={created['id']}")
+    call = page.get_by_test_id("tool-call")
+    expect(call).to_have_attribute("data-name", "get_weather")
+    expect(call.locator("pre")).to_have_text(re.compile(r'^\{"city": ".+"\}$'))

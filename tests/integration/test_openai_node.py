@@ -27,9 +27,10 @@ def test_openai_node_sdk(stack):
     env = {
         **os.environ,
         "SPOOL_BASE_URL": stack.base_url,
+        "SPOOL_UPSTREAM_URL": stack.mock_url,
         "SPOOL_EXPECTED": json.dumps({p: expected_text(p, 40) for p in PROMPTS}),
     }
     result = subprocess.run([node, "--test", "sdk.test.mjs"], cwd=NODE_DIR, env=env, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# pass 6" in result.stdout and "# fail 0" in result.stdout
+    assert "# pass 8" in result.stdout and "# fail 0" in result.stdout

@@ -64,3 +64,52 @@ test("models", async () => {
   for await (const model of client.models.list()) models.push(model.id);
   assert.deepEqual(models, ["mock"]);
 });
+
+// Whole messages: the same answer through spool as straight from the upstream.
+const upstream = new OpenAI({ baseURL: process.env.SPOOL_UPSTREAM_URL, apiKey: "unused", maxRetries: 0, timeout: 30_000 });
+const weatherTool = (calls) => ({
+  type: "function",
+  function: {
+    name: "get_weather",
+    description: "The weather in a city",
+    parameters: { type: "object", properties: { city: { type: "string" } }, required: ["city"], additionalProperties: false },
+    parse: JSON.parse,
+    function: (args) => { calls.push(args); return `sunny in ${args.city}`; },
+  },
+});
+
+test("runTools: a streamed tool loop ends with the upstream's own messages", async () => {
+  const run = async (sdk) => {
+    const calls = [];
+    const runner = sdk.chat.completions.runTools({
+      model: "mock", messages: ask("node tool loop"), tools: [weatherTool(calls)], stream: true,
+    });
+    const content = await runner.finalContent();
+    return { calls, content, messages: runner.messages };
+  };
+  const through = await run(client);
+  const direct = await run(upstream);
+  assert.equal(through.calls.length, 1);
+  assert.ok(typeof through.calls[0].city === "string" && through.calls[0].city.length > 0);
+  assert.ok(through.content.length > 0);
+  assert.deepEqual(through, direct);
+  assert.deepEqual(through.messages.map((m) => m.role), ["user", "assistant", "tool", "assistant"]);
+});
+
+test("ChatCompletionStream: reasoning and the final completion match the upstream's", async () => {
+  const final = async (sdk) => {
+    const stream = sdk.chat.completions.stream({
+      model: "mock-reasoning", messages: ask("node reasoning"), stream_options: { include_usage: true },
+    });
+    // This SDK keeps only the last fragment of a field it does not know
+    // (reasoning_content), so the reasoning is read from the chunks.
+    let reasoning = "";
+    stream.on("chunk", (chunk) => { reasoning += chunk.choices[0]?.delta.reasoning_content ?? ""; });
+    const completion = await stream.finalChatCompletion();
+    const { reasoning_content: _, ...message } = completion.choices[0].message;
+    return { reasoning, message, finish: completion.choices[0].finish_reason, usage: completion.usage };
+  };
+  const through = await final(client);
+  assert.ok(through.reasoning.length > 0 && through.message.content.length > 0);
+  assert.deepEqual(through, await final(upstream));
+});

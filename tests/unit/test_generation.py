@@ -253,3 +253,28 @@ def test_a_rerun_after_a_lost_worker_opens_with_reset(store, flusher):
     assert store.snapshot(sid)["text"] == "full"
     with pytest.raises(StreamClosedError):  # the lost worker, should it wake, is fenced off
         store.append(sid, "lost-worker", 3, [(EventType.DELTA, {"text": "zombie"})])
+
+
+def test_every_part_of_an_answer_is_written_in_order_and_done_reports_the_upstream(store, flusher):
+    call = (EventType.TOOL_CALL, {"index": 0, "id": "c1", "tool_type": "function", "name": "f"})
+    upstream = ScriptedUpstream(
+        Piece(events=((EventType.REASONING, {"text": "hm"}),)),
+        Piece(events=((EventType.DELTA, {"text": "Hi"}), call)),
+        Piece(events=((EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": "{}"}),)),
+        Piece(finish_reason="tool_calls", info={"model": "m-1", "system_fingerprint": "fp"}),
+        Piece(usage={"total_tokens": 2}, info={"model": "m-1", "service_tier": "default"}),
+    )
+    sid, outcome = run(store, flusher, upstream)
+    assert outcome == "done"
+    assert written(store, sid)[1:] == [
+        ("reasoning", {"text": "hm"}),
+        ("delta", {"text": "Hi"}),
+        ("tool_call", {"index": 0, "id": "c1", "tool_type": "function", "name": "f"}),
+        ("tool_call_delta", {"index": 0, "arguments": "{}"}),
+        ("done", {"finish_reason": "tool_calls", "usage": {"total_tokens": 2}, "model": "m-1",
+                  "system_fingerprint": "fp", "service_tier": "default"}),
+    ]
+    snapshot = store.snapshot(sid)
+    assert snapshot["message"]["tool_calls"] == [{"id": "c1", "type": "function",
+                                                  "function": {"name": "f", "arguments": "{}"}}]
+    assert (snapshot["upstream_model"], snapshot["service_tier"]) == ("m-1", "default")

@@ -7,10 +7,17 @@ import json
 import pytest
 from openai._streaming import SSEDecoder as SDKDecoder
 
-from spool.openai_wire import ChunkContext, completion, encode_openai, error_body
+from spool.message import MessageFold
+from spool.openai_wire import ChunkContext, OpenAIEncoder, completion, error_body
+from spool.store import StoredEvent
 from spool.wire import WireFormat
 
 CTX = ChunkContext("chatcmpl-abc", "m", 1700000000, include_usage=True)
+
+
+def encode_openai(ctx: ChunkContext, seq: int, type_: bytes, data: bytes) -> bytes:
+    """One event through a fresh encoder."""
+    return OpenAIEncoder(ctx).encode(StoredEvent(seq, type_, data))
 
 
 def sdk_events(raw: bytes) -> list:
@@ -34,7 +41,7 @@ def test_sdk_decoder_sees_only_chunks_and_done_despite_heartbeats():
     assert [e.id for e in events] == ["1", "2", "3", "3", "3"]
     assert events[-1].data == "[DONE]"
     chunks = [json.loads(e.data) for e in events[:-1]]
-    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+    assert chunks[0]["choices"][0]["delta"] == {"role": "assistant"}
     assert chunks[1]["choices"][0]["delta"] == {"content": "café"}
     assert chunks[2]["choices"][0] == {"index": 0, "delta": {}, "finish_reason": "stop"}
     assert chunks[3]["choices"] == [] and chunks[3]["usage"] == {"completion_tokens": 1}
@@ -68,5 +75,10 @@ def test_error_body_types_follow_status():
 
 
 def test_completion_shape():
-    body = completion(CTX, "hi", "stop", {"total_tokens": 3})
-    assert body["object"] == "chat.completion" and body["choices"][0]["message"] == {"role": "assistant", "content": "hi"}
+    folded = MessageFold()
+    folded.add("delta", {"text": "hi"})
+    folded.add("done", {"finish_reason": "stop", "usage": {"total_tokens": 3}})
+    body = completion(CTX, folded)
+    assert body["object"] == "chat.completion"
+    assert body["choices"][0]["message"] == {"role": "assistant", "content": "hi", "refusal": None}
+    assert body["choices"][0]["finish_reason"] == "stop" and body["usage"] == {"total_tokens": 3}

@@ -108,3 +108,49 @@ def test_an_outage_longer_than_the_window_ends_the_generation(store, monkeypatch
     flusher.flush()
     with pytest.raises(RedisOutageError):
         publisher.delta("c")
+
+
+def events_after_start(store, sid) -> list[tuple[str, str]]:
+    return [(e.type.decode(), e.data.decode()) for e in store.read(sid, 0)][1:]
+
+
+def test_parts_coalesce_like_text_and_a_change_of_kind_keeps_the_order(store):
+    publisher = started(store)
+    publisher.add(EventType.REASONING, {"text": "a"})  # the first part is written at once
+    publisher.add(EventType.REASONING, {"text": "b"})
+    publisher.add(EventType.REASONING, {"text": "c"})
+    publisher.delta("x")
+    publisher.delta("y")
+    publisher.add(EventType.LOGPROBS, {"content": []})
+    publisher.add(EventType.TOOL_CALL, {"index": 0, "id": "c", "tool_type": "function", "name": "f"})
+    publisher.add(EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": '{"a"'})
+    publisher.add(EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": ": 1}"})
+    publisher.add(EventType.TOOL_CALL_DELTA, {"index": 1, "arguments": "{}"})
+    publisher.add(EventType.REFUSAL, {"text": "n"})
+    publisher.add(EventType.REFUSAL, {"text": "o"})
+    flusher = Flusher(store, 60.0)
+    flusher.add(publisher)
+    assert flusher.flush() == 1  # everything buffered, in one write
+    publisher.finish(EventType.DONE, {"finish_reason": "tool_calls", "usage": None})
+    assert events_after_start(store, publisher.stream_id) == [
+        ("reasoning", '{"text":"a"}'),
+        ("reasoning", '{"text":"bc"}'),
+        ("delta", '{"text":"xy"}'),
+        ("logprobs", '{"content":[]}'),
+        ("tool_call", '{"index":0,"id":"c","tool_type":"function","name":"f"}'),
+        ("tool_call_delta", '{"index":0,"arguments":"{\\"a\\": 1}"}'),
+        ("tool_call_delta", '{"index":1,"arguments":"{}"}'),
+        ("refusal", '{"text":"no"}'),
+        ("done", '{"finish_reason":"tool_calls","usage":null}'),
+    ]
+
+
+def test_a_reset_drops_every_unsent_part(store):
+    publisher = started(store)
+    publisher.add(EventType.REASONING, {"text": "a"})
+    publisher.add(EventType.TOOL_CALL, {"index": 0, "id": "c", "tool_type": "function", "name": "f"})
+    publisher.delta("x")
+    publisher.reset(2, "upstream_truncated")
+    publisher.delta("y")
+    publisher.finish(EventType.DONE, {"finish_reason": "stop", "usage": None})
+    assert [t for t, _ in events_after_start(store, publisher.stream_id)] == ["reasoning", "reset", "delta", "done"]

@@ -8,7 +8,8 @@ import pytest
 
 from spool.decoders import LineDecoder, NDJSONDecoder, SSEDecoder, SSEMessage
 from spool.events import Event, EventType, encode_data
-from spool.wire import SSE_HEARTBEAT, WireFormat, encode, event_json
+from spool.store import StoredEvent
+from spool.wire import SSE_HEARTBEAT, NdjsonEncoder, SseEncoder, WireFormat, encode, event_json
 
 SAMPLES = [
     Event(1, EventType.START, {"id": "abc", "model": "m", "created": 5}),
@@ -76,3 +77,13 @@ def test_line_decoder_keeps_a_partial_character_until_complete():
     assert decoder.feed(snowman[:1]) == []
     assert decoder.feed(snowman[1:]) == ["☃"]
     assert decoder.feed(b"tail") == [] and decoder.flush() == ["tail"]
+
+
+@pytest.mark.parametrize("event", SAMPLES)
+def test_the_encoders_write_the_formats_bytes_exactly(event):
+    stored = StoredEvent(event.seq, event.type.value.encode(), encode_data(event.data).encode())
+    assert NdjsonEncoder().encode(stored) == encode(WireFormat.NDJSON, stored.seq, stored.type, stored.data)
+    assert SseEncoder().encode(stored) == encode(WireFormat.SSE, stored.seq, stored.type, stored.data)
+    assert NdjsonEncoder.preamble == WireFormat.NDJSON.preamble and SseEncoder.preamble == WireFormat.SSE.preamble
+    assert NdjsonEncoder().queued(3) == b'{"type":"queued","queue_position":3}\n'
+    assert SseEncoder().queued(3) == b'event: queued\ndata: {"type":"queued","queue_position":3}\n\n'

@@ -2,7 +2,7 @@
 export { SpoolStream, backoffDelay } from "./client";
 export type { Backoff, ClientOptions, Message, Status, StreamHandlers, StreamRequest } from "./client";
 export { ConnectionLostError, HttpError, ProtocolError, SpoolError } from "./errors";
-export { applyEvent, isTerminal, toEvent } from "./events";
-export type { StreamEvent, TerminalEvent, Usage } from "./events";
+export { NO_PARTS, applyEvent, applyParts, isTerminal, toEvent } from "./events";
+export type { MessageParts, StreamEvent, TerminalEvent, ToolCall, Usage } from "./events";
 export { LineDecoder, NdjsonParser, SseParser } from "./parser";
 export type { EventParser } from "./parser";
