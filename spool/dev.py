@@ -68,7 +68,7 @@ def run_dev(port: int) -> int:
     with _Foreground(), contextlib.ExitStack() as stack:
         stop = stack.enter_context(_StopSignals())
         try:
-            notes, processes = _start(port, stack, dict(os.environ))
+            processes = _start(port, stack, dict(os.environ))
             url = f"http://127.0.0.1:{port}"
             _wait_healthy(url + "/healthz", processes, stop)
         except DevError as exc:
@@ -76,7 +76,7 @@ def run_dev(port: int) -> int:
             return 1
         except _Stopped:
             return 0
-        print("\n".join(["", *notes, "", f"spool is running at {url}", "Press Ctrl-C to stop.", ""]), flush=True)
+        print(f"\nspool is running at {url}\nPress Ctrl-C to stop.\n", flush=True)
         while not stop.requested:
             dead = [name for name, p in processes if p.poll() is not None]
             if dead:
@@ -87,10 +87,11 @@ def run_dev(port: int) -> int:
         return 0
 
 
-def _start(port: int, stack: contextlib.ExitStack, env: dict[str, str]) -> tuple[list[str], list]:
+def _start(port: int, stack: contextlib.ExitStack, env: dict[str, str]) -> list[tuple[str, subprocess.Popen]]:
     """Start Redis (unless given), the mock (unless a key is), the worker and
-    the gateway; each is stopped when `stack` closes, in reverse order."""
-    notes = []
+    the gateway; each is stopped when `stack` closes, in reverse order. Says
+    which Redis and model it uses (passwords masked) before they start."""
+    notes: list[str] = []
     if env.get("REDIS_URL"):
         notes.append(f"Redis: {redact_url(env['REDIS_URL'])}")
     else:
@@ -124,7 +125,7 @@ def _start(port: int, stack: contextlib.ExitStack, env: dict[str, str]) -> tuple
         mock_port = free_port()
         env["OPENAI_BASE_URL"] = f"http://127.0.0.1:{mock_port}/v1"
         env["OPENAI_API_KEY"] = "mock"
-        env["SPOOL_MOCK_UPSTREAM"] = "1"  # the page says so (gateway/dev_routes.py)
+        env["SPOOL_MOCK_UPSTREAM"] = "1"  # the page says so (gateway/upstream_info.py)
         env.setdefault("SPOOL_DEFAULT_MODEL", "mock")
         spawn("mock-upstream", "mock-upstream", "--port", str(mock_port))
         notes.append(f"Model: the built-in MOCK upstream at {env['OPENAI_BASE_URL']} (set OPENAI_API_KEY for OpenAI)")
@@ -132,9 +133,10 @@ def _start(port: int, stack: contextlib.ExitStack, env: dict[str, str]) -> tuple
     static = Path(__file__).resolve().parent.parent / "frontend" / "dist"
     if static.is_dir() and not env.get("SPOOL_STATIC_DIR"):
         env["SPOOL_STATIC_DIR"] = str(static)
+    print("\n".join(["", *notes, ""]), flush=True)
     spawn("worker", "worker")
     spawn("gateway", "gateway", "--bind", f"127.0.0.1:{port}", "--workers", "1")
-    return notes, processes
+    return processes
 
 
 def _stop(process: subprocess.Popen) -> None:

@@ -2,6 +2,7 @@ import { useEffect, useState, type KeyboardEvent, type SyntheticEvent } from "re
 import { EMPTY, loadConversation, saveConversation, toMessages, type Turn } from "./conversation";
 import type { Status } from "./lib";
 import { Markdown } from "./Markdown";
+import { MockNotice } from "./MockNotice";
 import { StatusLine } from "./StatusLine";
 import { useStream } from "./useStream";
 
@@ -56,6 +57,7 @@ export function App() {
           New conversation
         </button>
       </header>
+      <MockNotice />
 
       <section className="conversation" data-testid="conversation">
         {history.map((turn, i) => (
