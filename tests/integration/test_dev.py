@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 START_SECONDS = 90
 REQUEST_SECONDS = 30
+STREAM_SECONDS = 60  # a 200-token mock answer takes ~4 s
 PROMPT = {"messages": [{"role": "user", "content": "Tell me about streams"}]}
 
 
@@ -70,8 +71,17 @@ class Dev:
         return self.popen.returncode
 
 
-def ndjson(response: requests.Response) -> list[dict]:
-    return [json.loads(line) for line in response.iter_lines() if line]
+def ndjson(response: requests.Response, within: float = STREAM_SECONDS) -> list[dict]:
+    """The response's events; AssertionError if it has not ended `within` seconds
+    (heartbeats would keep a hung stream inside any read timeout)."""
+    deadline = time.monotonic() + within
+    events = []
+    for line in response.iter_lines():
+        if line:
+            events.append(json.loads(line))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"hung: the stream did not end within {within:.0f} s; got {events[-3:]}")
+    return events
 
 
 def readme_examples(url: str) -> None:
