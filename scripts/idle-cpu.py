@@ -1,6 +1,6 @@
 """Idle CPU of every process of `spool dev`, from /proc/<pid>/stat.
 
-    .venv/bin/python scripts/idle-cpu.py [--seconds 20] [--warm] [-- spool dev args]
+    .venv/bin/python scripts/idle-cpu.py [--seconds 20] [--warm] [--settle S] [-- spool dev args]
 
 Starts `spool dev` on a free port, waits for its "spool is running" line
 (and with --warm, streams one answer and waits out the TailHub's linger),
@@ -39,15 +39,19 @@ def descendants(pid: int) -> list[int]:
     return found
 
 
-def describe(pid: int) -> str:
+def describe(pid: int, dev_pid: int) -> str:
     argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     words = [a.decode(errors="replace") for a in argv if a]
-    for name in ("mock-upstream", "worker", "gateway"):
+    parent = int(Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[1])
+    if pid == dev_pid:
+        return "spool dev itself"
+    if "gunicorn" in words or "gateway" in words:
+        # `spool gateway` execs gunicorn; its workers are the master's children.
+        return "gateway: gunicorn master" if parent == dev_pid else "gateway: gunicorn worker"
+    for name in ("mock-upstream", "worker"):
         if name in words:
             return name
-    if "gunicorn" in " ".join(words):
-        return "gateway (gunicorn worker)" if "--config" not in words else "gateway (gunicorn master)"
-    if words and words[0].endswith("valkey-server"):
+    if words and "valkey-server" in words[0]:
         return "valkey-server (embedded)"
     return " ".join(words)[:60]
 
@@ -65,6 +69,8 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--warm", action="store_true", help="stream one answer first, then wait out the linger")
+    parser.add_argument("--settle", type=float, default=None,
+                        help=f"seconds to wait before measuring (default 2; with --warm {LINGER_SECONDS})")
     parser.add_argument("dev_args", nargs="*")
     args = parser.parse_args()
     port = free_port()
@@ -79,16 +85,15 @@ def main() -> int:
             raise SystemExit("spool dev exited before it was running")
         if args.warm:
             stream_once(f"http://127.0.0.1:{port}")
-            time.sleep(LINGER_SECONDS)
-        else:
-            time.sleep(2)  # start-up's last imports
+        time.sleep(args.settle if args.settle is not None else LINGER_SECONDS if args.warm else 2)
         pids = [dev.pid, *descendants(dev.pid)]
         before = {pid: cpu_seconds(pid) for pid in pids}
         time.sleep(args.seconds)
         after = {pid: cpu_seconds(pid) for pid in pids}
-        print(f"idle CPU over {args.seconds:.0f} s{' after one stream' if args.warm else ''}, % of one core:")
+        after_what = " after one stream" if args.warm else ""
+        print(f"idle CPU over {args.seconds:.0f} s{after_what}, % of one core:")
         for pid in pids:
-            print(f"  {100 * (after[pid] - before[pid]) / args.seconds:6.1f}%  {describe(pid)} (pid {pid})")
+            print(f"  {100 * (after[pid] - before[pid]) / args.seconds:6.1f}%  {describe(pid, dev.pid)} (pid {pid})")
         total = sum(after[p] - before[p] for p in pids)
         print(f"  {100 * total / args.seconds:6.1f}%  all of spool dev")
     finally:
