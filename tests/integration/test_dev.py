@@ -40,7 +40,7 @@ class Dev:
         with open(log_path, "wb") as log:
             self.popen = subprocess.Popen([sys.executable, "-m", "spool.cli", "dev", "--port", str(port)],
                                           stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
-                                          env={**base, **(env or {})})
+                                          env={**base, **(env or {})}, start_new_session=True)
 
     def wait_running(self) -> None:
         """Until the "spool is running" line: spool dev prints it once the gateway answers."""
@@ -60,9 +60,9 @@ class Dev:
         return re.search(r"embedded valkey-server at (redis://\S+);", self.output()).group(1)
 
     def stop(self) -> int:
-        """Ctrl-C, as a person at the terminal would."""
+        """Ctrl-C, as a terminal sends it: SIGINT to the whole process group."""
         if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGINT)
+            os.killpg(self.popen.pid, signal.SIGINT)
             try:
                 self.popen.wait(timeout=60)
             except subprocess.TimeoutExpired:
