@@ -57,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 def _logging() -> None:
     from spool.logs import configure
 
-    configure(os.environ.get("SPOOL_LOG_LEVEL", "INFO"))
+    try:
+        configure(os.environ.get("SPOOL_LOG_LEVEL", "INFO"))
+    except ValueError as exc:  # a bad SPOOL_LOG_LEVEL or SPOOL_LOG_FORMAT
+        raise SystemExit(f"spool: {exc}") from None
 
 
 def _gateway(args: argparse.Namespace) -> int:
