@@ -8,8 +8,9 @@ backoff from the last seq it delivered, and skips anything it already saw.
 
 Errors: SpoolClientError when the gateway answered with an error status;
 GatewayUnreachableError when it could not be reached at all (refused,
-unknown host, no answer), for a request or for a stream's first connection.
-Once a stream has connected, losing the gateway only makes it reconnect.
+unknown host, no answer), for a request, or for a stream before the client
+ever reached the gateway. Once it has, losing the gateway only makes a
+stream reconnect (a gateway restart is not an error).
 """
 
 from __future__ import annotations
@@ -59,6 +60,7 @@ class SpoolClient:
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
         self.base_url = base_url
+        self.reached = False  # has the gateway ever answered this client?
         self._scheme = parts.scheme
         self._host = parts.hostname
         self._port = parts.port
@@ -102,6 +104,7 @@ class SpoolClient:
                 headers["Content-Type"] = "application/json"
             conn.request(method, self.path(path), body=payload, headers=headers)
             response = conn.getresponse()
+            self.reached = True
             data = response.read()
         except (OSError, http.client.HTTPException) as exc:
             raise GatewayUnreachableError(self.base_url, exc) from exc
@@ -120,7 +123,6 @@ class EventStream:
         self.stream_id = stream_id
         self.last_seq = after
         self.reconnects = 0
-        self._connected = False  # once the gateway answered, a lost connection is resumed
         self._conn: http.client.HTTPConnection | None = None
         self._closed = False
 
@@ -136,7 +138,7 @@ class EventStream:
                     if event["type"] in TERMINAL_TYPES:
                         return
             except (OSError, http.client.HTTPException, ValueError) as exc:
-                if not self._connected and not isinstance(exc, ValueError):
+                if not self.client.reached and not isinstance(exc, ValueError):
                     raise GatewayUnreachableError(self.client.base_url, exc) from exc
                 # ValueError: a half-written line when the connection was cut.
                 log.info("stream %s: connection lost after seq %d (%s)", self.stream_id, self.last_seq, exc)
@@ -163,7 +165,7 @@ class EventStream:
         path = self.client.path(f"/v1/streams/{self.stream_id}/events", {"after": self.last_seq})
         self._conn.request("GET", path, headers={"Accept": "application/x-ndjson"})
         response = self._conn.getresponse()
-        self._connected = True
+        self.client.reached = True
         if response.status != 200:
             raise _error(response.status, response.read())
         decoder = NDJSONDecoder()
