@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+
+import redis
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from gateway.auth import access, may_access
@@ -135,11 +137,22 @@ def stream_events(stream_id: str):
 def cancel_stream(stream_id: str):
     s = services()
     stream_id = _checked(stream_id)
+    bind(stream_id=stream_id)
     try:
         seen = int(s.store.meta(stream_id).get("last_seq", 0))
         status = s.store.cancel(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Redis is really unreachable: the error handler answers 503 (retry).
+        log.warning("cancel of stream %s failed: Redis unreachable (%s: %s)", stream_id, type(exc).__name__, exc)
+        raise
+    except redis.RedisError as exc:
+        # Redis answered, with an error (a script, a wrong type): not an
+        # outage, so no 503 telling the client to retry the same thing.
+        log.error("cancel of stream %s failed: Redis refused it (%s: %s)", stream_id, type(exc).__name__, exc,
+                  exc_info=True)
+        raise ApiError(500, "internal_error", "internal error") from None
     if status.is_terminal:
         return jsonify(id=stream_id, status=status.value)
     ended = wait_for_end(s.store, s.hub, stream_id, seen, CANCEL_WAIT_SECONDS)
