@@ -25,10 +25,8 @@ class CompletionRequest:
     include_usage: bool
 
 
-def _invalid(message: str, param: str) -> ApiError:
-    error = ApiError(400, "invalid_request", message)
-    error.param = param  # type: ignore[attr-defined]
-    return error
+def _invalid(message: str, param: str | None) -> ApiError:
+    return ApiError(400, "invalid_request", message, param=param)
 
 
 def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest:
@@ -63,13 +61,12 @@ def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest
     # OpenAI answers an unknown one with 404, not a validation error.
     allowed = allowed_models(settings)
     if allowed and isinstance(body.get("model"), str) and body["model"] not in allowed:
-        error = ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist")
-        error.param = "model"  # type: ignore[attr-defined]
-        raise error
+        raise ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist", param="model")
     try:
         chat = validate_chat(body, settings)
     except ApiError as exc:
-        raise _invalid(exc.message, exc.message.split(" ", 1)[0]) from None
+        # The parameter validate_chat names, never a word guessed from its message.
+        raise _invalid(exc.message, exc.param) from None
     return CompletionRequest(chat, stream, include_usage)
 
 

@@ -13,8 +13,8 @@ from spool.settings import Settings
 ROLES = frozenset({"system", "user", "assistant"})
 
 
-def _invalid(message: str) -> ApiError:
-    return ApiError(422, "invalid_request", message)
+def _invalid(message: str, param: str | None = None) -> ApiError:
+    return ApiError(422, "invalid_request", message, param=param)
 
 
 def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
     messages = _messages(body.get("messages"), settings)
     total = sum(len(m["content"]) for m in messages)
     if settings.max_input_chars and total > settings.max_input_chars:
-        raise _invalid(f"messages hold {total} characters; at most {settings.max_input_chars}")
+        raise _invalid(f"messages hold {total} characters; at most {settings.max_input_chars}", "messages")
     return {
         "messages": messages,
         "model": _model(body.get("model"), settings),
@@ -61,17 +61,17 @@ def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
 
 def _messages(value: Any, settings: Settings) -> list[dict[str, str]]:
     if not isinstance(value, list) or not value:
-        raise _invalid("messages must be a non-empty array")
+        raise _invalid("messages must be a non-empty array", "messages")
     if len(value) > settings.max_messages:
-        raise _invalid(f"at most {settings.max_messages} messages")
+        raise _invalid(f"at most {settings.max_messages} messages", "messages")
     out = []
     for i, message in enumerate(value):
         if not isinstance(message, dict) or set(message) != {"role", "content"}:
-            raise _invalid(f"messages[{i}] must be an object with exactly role and content")
+            raise _invalid(f"messages[{i}] must be an object with exactly role and content", f"messages[{i}]")
         if not isinstance(message["role"], str) or message["role"] not in ROLES:
-            raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}")
+            raise _invalid(f"messages[{i}].role must be one of {', '.join(sorted(ROLES))}", f"messages[{i}].role")
         if not isinstance(message["content"], str):
-            raise _invalid(f"messages[{i}].content must be a string")
+            raise _invalid(f"messages[{i}].content must be a string", f"messages[{i}].content")
         out.append({"role": message["role"], "content": message["content"]})
     return out
 
@@ -80,10 +80,10 @@ def _model(value: Any, settings: Settings) -> str:
     if value is None:
         return settings.default_model
     if not isinstance(value, str) or not value.strip() or len(value) > 200:
-        raise _invalid("model must be a non-empty string")
+        raise _invalid("model must be a non-empty string", "model")
     allowed = allowed_models(settings)
     if allowed and value not in allowed:
-        raise _invalid(f"model must be one of {', '.join(sorted(allowed))}")
+        raise _invalid(f"model must be one of {', '.join(sorted(allowed))}", "model")
     return value
 
 
@@ -96,7 +96,7 @@ def _temperature(value: Any) -> float | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 2:
-        raise _invalid("temperature must be a number from 0 to 2")
+        raise _invalid("temperature must be a number from 0 to 2", "temperature")
     return float(value)
 
 
@@ -104,5 +104,5 @@ def _max_tokens(value: Any, settings: Settings) -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= settings.max_tokens_cap:
-        raise _invalid(f"max_tokens must be an integer from 1 to {settings.max_tokens_cap}")
+        raise _invalid(f"max_tokens must be an integer from 1 to {settings.max_tokens_cap}", "max_tokens")
     return value
