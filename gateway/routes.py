@@ -257,14 +257,21 @@ def _requested_format() -> WireFormat:
     return _accepted_stream_format() or WireFormat.NDJSON
 
 
+# A seq is a Redis Stream entry's sequence number: 19 digits hold any int64.
+_MAX_CURSOR_DIGITS = 19
+
+
 def _resume_point() -> int:
+    """The cursor of `?after=` or `Last-Event-ID`: ASCII digits only (`str.isdigit`
+    also accepts `²`, which `int` refuses, and `٣`, which it reads as 3)."""
     raw = request.args.get("after")
     if raw is None:
         raw = request.headers.get("Last-Event-ID")
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit():
-        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID must be a non-negative integer")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_CURSOR_DIGITS):
+        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID must be a non-negative integer",
+                       param="after")
     return int(raw)
 
 

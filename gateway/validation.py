@@ -24,8 +24,16 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
     return validate_chat(read_json_body(request, settings), settings)
 
 
+# Deeper than any chat request needs; bounded so a hostile body is a 400,
+# not a RecursionError in the parser or in whatever walks the result.
+MAX_JSON_DEPTH = 32
+
+
 def read_json_body(request: Request, settings: Settings) -> Any:
-    """The request's JSON body; ApiError 413, 415 or 400 when it is not one."""
+    """The request's JSON body; ApiError 413, 415 or 400 when it is not one:
+    too large, not JSON, nested over MAX_JSON_DEPTH levels, or holding a
+    string with a lone UTF-16 surrogate (`"\\ud800"`: valid JSON syntax, but
+    not text; it could not be stored or sent on)."""
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
     if request.mimetype != "application/json":
@@ -35,9 +43,43 @@ def read_json_body(request: Request, settings: Settings) -> Any:
         raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+    _check_tree(body)
     return body
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "invalid_json", f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _check_tree(body: Any) -> None:
+    """Raise ApiError 400 past MAX_JSON_DEPTH or at a lone surrogate; iterative,
+    so the check itself cannot recurse too deep."""
+    stack = [(body, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (list, dict)):
+            if depth >= MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key)
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(value: str) -> None:
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", "body holds a lone UTF-16 surrogate (\\ud800-\\udfff): not text") from None
 
 
 def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
