@@ -19,6 +19,9 @@ What it adds to `gunicorn.workers.ggevent.GeventWorker` (docs/reliability.md,
   whole call). A reader that stops reading is cut and counted in
   `spool_gateway_slow_clients_cut_total`; its stream stays in Redis, so it
   can resume with `after=`.
+- Send buffer. SPOOL_GATEWAY_SEND_BUFFER > 0 fixes each connection's
+  SO_SNDBUF, bounding what a reader that stopped reading holds in the kernel
+  (and costs the gateway to encode) before the send timeout runs.
 - Per-IP cap. With SPOOL_GATEWAY_MAX_CONNECTIONS_PER_IP > 0, a peer address
   holding that many connections has further ones closed at once. Off by
   default: behind nginx every connection comes from nginx's address.
@@ -58,6 +61,10 @@ def _env_seconds(name: str, default: float) -> float:
 HEADER_TIMEOUT = _env_seconds("SPOOL_GATEWAY_HEADER_TIMEOUT", 15)
 SEND_TIMEOUT = _env_seconds("SPOOL_GATEWAY_SEND_TIMEOUT", 30)
 MAX_CONNECTIONS_PER_IP = int(os.environ.get("SPOOL_GATEWAY_MAX_CONNECTIONS_PER_IP", "0"))
+# SO_SNDBUF of each connection in bytes; 0 leaves the kernel's autotuning,
+# which lets a reader that never reads park up to tcp_wmem's maximum (4 MB
+# on Linux) in the kernel, all of it encoded by the gateway first.
+SEND_BUFFER = int(os.environ.get("SPOOL_GATEWAY_SEND_BUFFER", "0"))
 
 
 def json_error_page(status_line: bytes) -> bytes:
@@ -114,6 +121,8 @@ class SpoolWorker(GeventWorker):
             client.close()
             return
         self._per_ip[ip] += 1
+        if SEND_BUFFER:
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             super().handle(listener, client, addr)
         finally:
