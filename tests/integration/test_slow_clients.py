@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import errno
+import json
 import re
 import socket
 import threading
@@ -47,7 +48,8 @@ CI = Scale(
          # of which the gateway would first have to encode on a 2-core runner.
          "SPOOL_GATEWAY_SEND_BUFFER": "32768"},
 )
-FULL = Scale(dribblers=4100, non_readers=40, normal_clients=60, dribble_seconds=40, env={})
+FULL = Scale(dribblers=4100, non_readers=40, normal_clients=60, dribble_seconds=40,
+             env={"SPOOL_GATEWAY_SEND_BUFFER": "65536"})
 
 
 @dataclass
@@ -220,3 +222,28 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def raw_exchange(base_url: str, request: bytes) -> tuple[bytes, bytes]:
+    host, port = base_url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(request)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    return head, body
+
+
+def test_gunicorns_own_errors_are_json(stack):
+    cases = [
+        (b"GET /v1/streams/" + b"a" * 5000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "request_line_too_long"),
+        (b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 9000 + b"\r\n\r\n", 431, "headers_too_large"),
+        (b"NOT A REQUEST LINE\r\n\r\n", 400, "bad_request"),
+    ]
+    for request, status, code in cases:
+        head, body = raw_exchange(stack.base_url, request)
+        assert head.split(b" ")[1] == str(status).encode(), head
+        assert b"Content-Type: application/json" in head
+        assert json.loads(body)["error"]["code"] == code
+        assert b"aaaa" not in body  # nothing of the request is echoed
