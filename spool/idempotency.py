@@ -71,6 +71,9 @@ class Record:
 
     @classmethod
     def decode(cls, raw: bytes) -> Record:
+        if not raw.startswith(b"{"):  # written before records: "<stream id>:<fingerprint>"
+            stream_id, _, print_ = raw.decode().partition(":")
+            return cls(State.STREAM, print_, stream_id)
         fields = json.loads(raw)
         return cls(State(fields["state"]), fields["fp"], fields.get("stream_id"), fields.get("refusal"))
 
