@@ -157,3 +157,20 @@ def test_api_error_carries_param_and_retry_after():
     error = ApiError(429, "too_many_streams", "at most 1", param=None, retry_after=0)
     assert (error.status, error.code, error.message, error.param, error.retry_after) == (
         429, "too_many_streams", "at most 1", None, 1)
+
+
+def test_a_body_that_stops_arriving_is_a_json_400(app, client):
+    # Under gunicorn the socket's timeout (SPOOL_GATEWAY_SEND_TIMEOUT) raises
+    # in the body read; werkzeug reports it as a client disconnect.
+    import io
+
+    class Stalled(io.RawIOBase):
+        def readable(self):
+            return True
+
+        def readinto(self, buffer):
+            raise TimeoutError("timed out")  # what the socket's timeout raises under gunicorn
+
+    environ = {"wsgi.input": Stalled(), "CONTENT_LENGTH": "10", "CONTENT_TYPE": "application/json"}
+    response = client.post(NATIVE, headers=AUTH, environ_overrides=environ)
+    assert_refused(app, response, 400, "bad_request", "native")
