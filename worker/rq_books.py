@@ -159,6 +159,8 @@ class RQBooks:
             if job is None:
                 enqueue_generation(self.queue, stream_id, self.ttl, pipeline=pipe)
             else:
+                # A run that failed on a Redis refusal may have recorded it failed.
+                self.queue.failed_job_registry.remove(job, pipeline=pipe)
                 self.queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
 

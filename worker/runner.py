@@ -190,8 +190,11 @@ class JobRunner:
     # A job ------------------------------------------------------------------
 
     def _perform(self, job: Job) -> None:
+        recording: list[threading.Thread] = []  # RQ's record of the start, once leased
         try:
-            status, reason = self._outcome(job)
+            status, reason = self._outcome(job, recording)
+            for thread in recording:
+                thread.join()  # the end is recorded after the start
             if status != "unstarted":
                 retrying(f"stream {job.id}: RQ's record of its end", lambda: self._books.ended(job, status, reason),
                          self._stopped)
@@ -205,13 +208,13 @@ class JobRunner:
             if idle:
                 self._note(lambda: self._books.busy(False))
 
-    def _outcome(self, job: Job) -> tuple[str | None, str]:
+    def _outcome(self, job: Job, recording: list[threading.Thread]) -> tuple[str | None, str]:
         """Run the job; its stream's terminal status (None: another worker
         carries on; "unstarted": left queued for the reconciler) and why."""
         delay = 0.5
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
-                status = self._run(job.id, lambda: self._on_leased(job))
+                status = self._run(job.id, lambda: recording.append(self._on_leased(job)))
                 break
             except StartFailed as exc:
                 if attempt == START_ATTEMPTS or self._stopping.is_set():
@@ -237,9 +240,9 @@ class JobRunner:
         self._note(lambda: self._books.left_queue(job.id))
         return "unstarted", ""
 
-    def _on_leased(self, job: Job) -> None:
-        """RQ's records of a started job, in a thread of its own: the answer's
-        first token need not wait for them."""
+    def _on_leased(self, job: Job) -> threading.Thread:
+        """RQ's records of a started job, in a thread of its own (returned):
+        the answer's first token need not wait for them."""
 
         def record() -> None:
             # Under gevent, start() runs this thread until its first wait for
@@ -247,7 +250,9 @@ class JobRunner:
             time.sleep(0)
             retrying(f"stream {job.id}: RQ's record of its start", lambda: self._books.started(job), self._stopped)
 
-        threading.Thread(target=record, name=f"rq-start-{job.id}", daemon=True).start()
+        thread = threading.Thread(target=record, name=f"rq-start-{job.id}", daemon=True)
+        thread.start()
+        return thread
 
     def _note(self, action: Callable[[], None]) -> None:
         """Best-effort RQ bookkeeping: logged, never raised."""
