@@ -57,6 +57,26 @@ def memory(client: redis.Redis) -> RedisMemory | None:
         return None
 
 
+def write_refusal(client: redis.Redis, probe_key: str) -> str | None:
+    """Why Redis refuses writes now: "full" (OOM), "readonly" (a replica), or
+    None when it accepts them. The probe is `SET <probe_key> 1 XX` on a key
+    that never exists: refused like any write, it never writes anything."""
+    try:
+        client.set(probe_key, 1, xx=True)
+    except redis.exceptions.OutOfMemoryError:
+        return "full"
+    except redis.exceptions.ReadOnlyError:
+        return "readonly"
+    except redis.ResponseError as exc:
+        text = str(exc)
+        if text.startswith("OOM"):
+            return "full"
+        if text.startswith("READONLY"):
+            return "readonly"
+        raise
+    return None
+
+
 class RedisMemoryCollector:
     """Prometheus gauges of Redis' memory, read at scrape time: used bytes,
     the cap, and the share of it used (absent without a cap)."""

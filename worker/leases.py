@@ -28,7 +28,7 @@ def settle_rq_job(books: RQBooks, stream_id: str, outcome: str) -> None:
     if outcome == "requeue":
         books.requeue(stream_id)
     elif outcome == "failed":
-        books.settle(stream_id, StreamStatus.ERROR.value, "worker lost: attempts used up")
+        books.settle(stream_id, StreamStatus.ERROR.value)
     elif outcome == "cancelled":
         books.settle(stream_id, StreamStatus.CANCELLED.value)
 

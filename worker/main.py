@@ -66,7 +66,7 @@ def run_worker(
         # A job that cannot be read can never run: its stream ends now.
         message = "the queued job could not be read"
         end_unstarted(store, stream_id, "internal_error", message)
-        books.settle(stream_id, StreamStatus.ERROR.value, message)
+        books.settle(stream_id, StreamStatus.ERROR.value)
         books.left_queue(stream_id)
 
     runner = JobRunner(

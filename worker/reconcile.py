@@ -100,12 +100,12 @@ class Reconciler:
             meta = self._store.meta(stream_id)
         except StreamNotFoundError:
             log.info("stream %s: gone; its job leaves RQ's lists", stream_id)
-            books.settle(stream_id, StreamStatus.ERROR.value, "the stream expired")
+            books.settle(stream_id, StreamStatus.ERROR.value)
             self._forget(stream_id, in_intermediate)
             return True
         status = meta["status"]
         if status in TERMINAL:
-            books.settle(stream_id, status, meta.get("error_message", ""))
+            books.settle(stream_id, status)
             self._forget(stream_id, in_intermediate)
             return in_intermediate
         if status != StreamStatus.QUEUED.value or meta.get("lease_until"):
@@ -131,7 +131,7 @@ class Reconciler:
             message = f"no worker could start the answer ({requeues + 1} tries)"
             if end_unstarted(self._store, stream_id, "worker_lost", message):
                 log.warning("stream %s: %s; ended with an error", stream_id, message)
-                books.settle(stream_id, StreamStatus.ERROR.value, message)
+                books.settle(stream_id, StreamStatus.ERROR.value)
             self._forget(stream_id, in_intermediate)
             return
         if job is not None:

@@ -109,10 +109,10 @@ class RQBooks:
         with self._lock:
             self._executions[job.id] = execution
 
-    def ended(self, job: Job, status: str | None, reason: str = "") -> None:
-        """Record how this worker's run of `job` ended: `status` is the
-        stream's terminal status, or None when the run stopped for another
-        to carry on (its execution ends; the job stays where the lease put it)."""
+    def ended(self, job: Job, status: str) -> None:
+        """Record how this worker's run of `job` ended, `status` being its
+        stream's terminal status: the execution ends, the job is finished,
+        failed or canceled."""
         with self._lock:
             execution = self._executions.pop(job.id, None)
         with self.queue.connection.pipeline() as pipe:
@@ -120,9 +120,17 @@ class RQBooks:
                 execution.delete(job, pipe)
             else:  # `started` did not get through: this run's entry is still there
                 pipe.lrem(self.intermediate.key, 1, job.id)
-            if status is not None:
-                self._record_end(job, status, reason, pipe)
+            self._record_end(job, status, pipe)
             pipe.execute()
+
+    def stopped(self, job: Job) -> None:
+        """Forget a run that stopped without ending its stream (shutdown, a
+        lost lease, Redis refusing writes): the lease path carries it on. Its
+        records stay as they are (an execution in the started registry, or
+        the intermediate queue's entry) until the lease's reclaim requeues
+        the job, and the reconciler finds it there if that fails."""
+        with self._lock:
+            self._executions.pop(job.id, None)
 
     def left_queue(self, stream_id: str) -> None:
         """Take one entry of a job id out of the intermediate queue (its stream
@@ -130,7 +138,7 @@ class RQBooks:
         taken the same job again, and its entry must stay."""
         self.queue.connection.lrem(self.intermediate.key, 1, stream_id)
 
-    def settle(self, stream_id: str, status: str, reason: str = "") -> None:
+    def settle(self, stream_id: str, status: str) -> None:
         """Bring a job's records in line with its stream's terminal `status`:
         no execution left in the started registry, the matching status and registry."""
         job = self.queue.fetch_job(stream_id)
@@ -139,19 +147,16 @@ class RQBooks:
         with self.queue.connection.pipeline() as pipe:
             self.queue.started_job_registry.remove_executions(job, pipeline=pipe)
             if job.get_status(refresh=False) != _STATUS_OF.get(status, JobStatus.FAILED):
-                self._record_end(job, status, reason, pipe)
+                self._record_end(job, status, pipe)
             pipe.execute()
 
     def requeue(self, stream_id: str, *, from_intermediate: bool = False) -> None:
         """Put a stream's job back at the front of the queue (enqueued anew if
-        RQ lost it); `from_intermediate` moves it from there, atomically."""
+        RQ lost it), its executions ended, in one transaction: if it fails,
+        the job is still where the reconciler looks (`from_intermediate`: the
+        intermediate queue's entry moves; else the started registry's)."""
         job = self.queue.fetch_job(stream_id)
-        if job is not None:
-            try:
-                self.queue.started_job_registry.remove_executions(job)
-            except ValueError:
-                # An execution ended (and was deleted) while being listed: nothing left to remove.
-                log.info("stream %s: its RQ execution was already gone", stream_id)
+        executions = job.get_executions() if job is not None else []
         with self.queue.connection.pipeline() as pipe:
             pipe.multi()  # RQ's enqueue may ask for it after the first command, which redis-py refuses
             if from_intermediate:
@@ -159,12 +164,13 @@ class RQBooks:
             if job is None:
                 enqueue_generation(self.queue, stream_id, self.ttl, pipeline=pipe)
             else:
-                # A run that failed on a Redis refusal may have recorded it failed.
+                for execution in executions:
+                    self.queue.started_job_registry.remove_execution(execution, pipeline=pipe)
                 self.queue.failed_job_registry.remove(job, pipeline=pipe)
                 self.queue.enqueue_job(job, pipeline=pipe, at_front=True)
             pipe.execute()
 
-    def _record_end(self, job: Job, status: str, reason: str, pipe: redis.client.Pipeline) -> None:
+    def _record_end(self, job: Job, status: str, pipe: redis.client.Pipeline) -> None:
         rq_status = _STATUS_OF.get(status, JobStatus.FAILED)
         if rq_status is JobStatus.FINISHED:
             job.set_status(JobStatus.FINISHED, pipeline=pipe)
@@ -175,7 +181,7 @@ class RQBooks:
             self.queue.canceled_job_registry.add(job, ttl=self.ttl, pipeline=pipe)
         else:
             job.set_status(JobStatus.FAILED, pipeline=pipe)
-            self.queue.failed_job_registry.add(job, ttl=self.ttl, exc_string=reason or f"stream ended {status}",
+            self.queue.failed_job_registry.add(job, ttl=self.ttl, exc_string=f"the stream ended {status}",
                                                pipeline=pipe)
             self.worker.increment_failed_job_count(pipeline=pipe)
         job.cleanup(ttl=self.ttl, pipeline=pipe)

@@ -46,6 +46,10 @@ INTAKE_FETCHERS = 8
 START_ATTEMPTS = 4
 
 _TERMINAL = {s.value for s in (StreamStatus.DONE, StreamStatus.ERROR, StreamStatus.CANCELLED)}
+# How a run ended when its stream did not: stopped midway (the lease path
+# carries it on), or never started (still queued).
+_STOPPED = "stopped"
+_UNSTARTED = "unstarted"
 
 
 class JobRunner:
@@ -192,11 +196,13 @@ class JobRunner:
     def _perform(self, job: Job) -> None:
         recording: list[threading.Thread] = []  # RQ's record of the start, once leased
         try:
-            status, reason = self._outcome(job, recording)
+            status = self._outcome(job, recording)
             for thread in recording:
                 thread.join()  # the end is recorded after the start
-            if status != "unstarted":
-                retrying(f"stream {job.id}: RQ's record of its end", lambda: self._books.ended(job, status, reason),
+            if status == _STOPPED:
+                self._books.stopped(job)
+            elif status != _UNSTARTED:
+                retrying(f"stream {job.id}: RQ's record of its end", lambda: self._books.ended(job, status),
                          self._stopped)
         except Exception:
             log.exception("stream %s: the job failed", job.id)
@@ -208,9 +214,10 @@ class JobRunner:
             if idle:
                 self._note(lambda: self._books.busy(False))
 
-    def _outcome(self, job: Job, recording: list[threading.Thread]) -> tuple[str | None, str]:
-        """Run the job; its stream's terminal status (None: another worker
-        carries on; "unstarted": left queued for the reconciler) and why."""
+    def _outcome(self, job: Job, recording: list[threading.Thread]) -> str:
+        """Run the job; returns its stream's terminal status, _STOPPED (the
+        lease path carries it on) or _UNSTARTED (still queued: retried, then
+        left to the reconciler; or another worker has it)."""
         delay = 0.5
         for attempt in range(1, START_ATTEMPTS + 1):
             try:
@@ -219,26 +226,27 @@ class JobRunner:
             except StartFailed as exc:
                 if attempt == START_ATTEMPTS or self._stopping.is_set():
                     log.warning("%s; leaving it queued for the reconciler", exc.__cause__ or exc)
-                    return "unstarted", ""
+                    return _UNSTARTED
                 (log.info if is_transient(exc.__cause__ or exc) else log.warning)(
                     "%s; retrying in %.1fs", exc, delay)
                 self._stopped.wait(delay)
                 delay *= 2
-            except GenerationFailed as exc:
-                return StreamStatus.ERROR.value, str(exc)
+            except GenerationFailed:
+                return StreamStatus.ERROR.value
             except Exception as exc:
-                # The stream has its `error`, or its lease ends it: RQ records a failure.
-                log.warning("stream %s: generation raised %r", job.id, exc)
-                return StreamStatus.ERROR.value, repr(exc)
+                # Redis refusing writes, or a bug after the `error` event: the
+                # stream's lease (or the reconciler, if it ended) settles it.
+                log.warning("stream %s: generation raised %r; its lease carries it on", job.id, exc)
+                return _STOPPED
         if status == RELEASED:
-            return None, ""
+            return _STOPPED
         if status in _TERMINAL:
-            return status, ""
+            return status
         if status == "missing":
-            return StreamStatus.ERROR.value, "the stream expired before a worker took it"
+            return StreamStatus.ERROR.value
         # Not ours: another worker holds its lease.
         self._note(lambda: self._books.left_queue(job.id))
-        return "unstarted", ""
+        return _UNSTARTED
 
     def _on_leased(self, job: Job) -> threading.Thread:
         """RQ's records of a started job, in a thread of its own (returned):
