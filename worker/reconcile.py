@@ -28,7 +28,7 @@ from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus
 from spool.redis_health import is_transient
 from spool.store import StreamStore
-from worker.rq_books import RQBooks
+from worker.rq_books import EXECUTION_TTL, HEARTBEAT_SECONDS, RQBooks
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +81,16 @@ class Reconciler:
             self._stopped.wait(self._interval)
 
     def sweep(self) -> int:
-        """One pass over the intermediate list and the started registry (where
-        a job whose lease was reclaimed stays if putting it back failed);
-        returns how many jobs it moved on."""
+        """One pass over the intermediate list and the started registry's
+        stale executions (where a job whose lease was reclaimed stays if
+        putting it back failed); returns how many jobs it moved on."""
         books = self._books
         intermediate = books.intermediate.get_job_ids()
-        started = {job_id for job_id, _ in books.queue.started_job_registry.get_job_and_execution_ids(cleanup=False)}
+        registry = books.queue.started_job_registry
+        # Only executions nobody has beaten for 3 heartbeats: the running ones are beaten every HEARTBEAT_SECONDS.
+        stale = books.queue.connection.zrangebyscore(registry.key, "-inf", time.time() + EXECUTION_TTL
+                                                     - 3 * HEARTBEAT_SECONDS)
+        started = {registry.parse_job_id(entry.decode()) for entry in stale}
         moved = 0
         for stream_id in intermediate:
             moved += self._reconcile(stream_id, in_intermediate=True)
@@ -115,7 +119,7 @@ class Reconciler:
         first_seen = books.intermediate.get_first_seen(stream_id)
         if first_seen is None or time.time() - first_seen.timestamp() < self._stranded_after:
             return False
-        if stream_id.encode() in books.queue.connection.lrange(books.queue.key, 0, -1):
+        if books.queue.connection.lpos(books.queue.key, stream_id) is not None:
             self._forget(stream_id, in_intermediate)  # put back already (a lease's reclaim requeued it)
             return in_intermediate
         if not in_intermediate and stream_id in books.intermediate.get_job_ids():

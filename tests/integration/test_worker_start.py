@@ -210,3 +210,19 @@ def test_a_job_whose_stream_ended_leaves_the_intermediate_queue(worker):
     worker.reconcile()
     assert worker.rq_lists() == {"queued": [], "intermediate": [], "started": []}
     assert stream_id in worker.queue.canceled_job_registry.get_job_ids()
+
+
+def test_a_reclaimed_job_that_could_not_be_put_back_is_requeued_from_the_started_registry(worker):
+    stream_id = worker.create()
+    job, _ = Queue.dequeue_any([worker.queue], None, connection=worker.client, serializer=SERIALIZER)
+    worker.store.acquire_lease(stream_id, LEASE, "dead-writer")
+    worker.books.started(job)
+    # The reaper's reclaim got through, putting the job back on RQ's queue did not (Redis refused it).
+    assert worker.store.reclaim(stream_id, "worker_lost", 3, force=True)[0] == "requeue"
+    registry = worker.queue.started_job_registry
+    [entry] = worker.client.zrange(registry.key, 0, -1)
+    worker.client.zadd(registry.key, {entry: 1})  # its heartbeats stopped long ago
+    worker.reconcile()
+    assert worker.queue.get_job_ids() == [stream_id]
+    worker.run_burst()
+    assert_done(worker, stream_id)
