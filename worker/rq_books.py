@@ -105,6 +105,7 @@ class RQBooks:
             execution = Execution.create(job, EXECUTION_TTL, pipe, worker_name=self.name)
             job.set_status(JobStatus.STARTED, pipeline=pipe)
             pipe.lrem(self.intermediate.key, 1, job.id)
+            pipe.delete(self.intermediate.get_first_seen_key(job.id))  # stamped if a sweep saw it unleased
             pipe.execute()
         with self._lock:
             self._executions[job.id] = execution

@@ -129,3 +129,31 @@ def test_redis_forgetting_its_scripts_mid_run_ends_every_stream_once(private_red
     for o in outcomes:
         assert terminal_events(client, stack.prefix, o.stream_id) == ["done"], json.dumps(o.events[-2:])
         assert o.text == expected_text(o.prompt, tokens) and not o.hung and not o.duplicated
+
+
+def test_a_failover_read_only_redis_and_reset_connections_are_waited_out(private_redis, stack_factory):
+    tokens = 60
+    stack = stack_factory(redis=private_redis.url, env=CHAOS_ENV,
+                          mock_args=["--ttft-ms", "20", "--tokens-per-second", "20", "--tokens", str(tokens)])
+    [worker] = stack.worker_procs
+    client = redis.Redis.from_url(private_redis.url)
+    prompts = [f"readonly {i}" for i in range(8)]
+    started = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(len(prompts)) as pool:
+        futures = [pool.submit(run_client, stack.gateway_urls, p, deadline=150) for p in prompts]
+        wait_until(lambda: sum(r["tokens_sent"] >= 3 for r in stack.mock_stats()) >= 8, 30, "answers under way")
+        # As after a failover: this Redis is now a replica (of a master that is not there), so it
+        # answers READONLY to every write, and every client's connection is cut.
+        client.replicaof("127.0.0.1", "1")
+        client.client_kill_filter(_type="normal", skipme=True)
+        ready = requests.get(stack.base_url + "/readyz", timeout=10)
+        assert ready.status_code == 503 and ready.json()["error"]["code"] == "redis_readonly", ready.text
+        time.sleep(3 * LEASE)  # longer than a lease: running answers lose theirs
+        assert worker.poll() is None, stack.logs()
+        client.replicaof("NO", "ONE")
+        outcomes = [f.result() for f in futures]
+    assert worker.poll() is None, stack.logs()
+    record("Redis read-only (failover) and connections reset, then writable", 1, outcomes,
+           sum(o.terminal is None or o.terminal["type"] != "done" for o in outcomes), time.monotonic() - started)
+    assert_ended_once(client, stack.prefix, outcomes, tokens)
+    wait_until(lambda: client.llen(f"rq:queue:{stack.prefix}:intermediate") == 0, 30, "an empty intermediate queue")
