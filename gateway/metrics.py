@@ -25,6 +25,8 @@ from prometheus_client.core import GaugeMetricFamily
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
+from spool.redis_health import RedisMemoryCollector
+
 # The `_created` series double every counter for no dashboard use.
 disable_created_metrics()
 
@@ -81,4 +83,5 @@ def exposition(queue: Queue) -> tuple[bytes, str]:
         processes = REGISTRY
     scraped = CollectorRegistry()
     scraped.register(QueueCollector(queue))
+    scraped.register(RedisMemoryCollector(queue.connection))
     return generate_latest(processes) + generate_latest(scraped), CONTENT_TYPE_LATEST

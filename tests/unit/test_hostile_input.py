@@ -13,7 +13,8 @@ from gateway.errors import ApiError, redis_error
 from spool.events import EventType
 from spool.keys import new_stream_id
 
-KEY = "hostile-key-0123456789"
+KEY = "hostile-key-0123456789-0123456789"
+SECRET = "s" * 32
 AUTH = {"Authorization": f"Bearer {KEY}"}
 NATIVE = "/v1/streams"
 OPENAI = "/v1/chat/completions"
@@ -21,7 +22,7 @@ OPENAI = "/v1/chat/completions"
 
 @pytest.fixture
 def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, "secret_key": "x", "max_messages": 2},
+    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, "secret_key": SECRET, "max_messages": 2},
                      redis_client=fakeredis.FakeRedis())
     yield app
     app.extensions["spool"].hub.stop()
@@ -51,7 +52,7 @@ def assert_refused(app, response, status: int, code: str, shape: str) -> dict:
 def a_stream(app) -> str:
     store = app.extensions["spool"].store
     sid = new_stream_id()
-    store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"}, owner=owner_of(KEY))
+    store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"}, owner=owner_of(KEY, SECRET))
     store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}),
                                (EventType.DELTA, {"text": "a"}), (EventType.DELTA, {"text": "b"})], begin=True)
     return sid
@@ -107,7 +108,7 @@ def test_deep_nesting_is_a_400_json_error(app, client, path, shape, depth):
 
 
 def test_rate_limited_completions_carry_retry_after(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, "secret_key": "x",
+    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, "secret_key": SECRET,
                       "rate_limit_per_minute": 1}, redis_client=fakeredis.FakeRedis())
     client = app.test_client()
     try:
