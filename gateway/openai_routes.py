@@ -24,7 +24,7 @@ from gateway.validation import read_json_body
 from spool.events import StreamStatus
 from spool.keys import new_stream_id
 from spool.message import MessageFold
-from spool.openai_wire import ERROR_STATUS, ChunkContext, OpenAIEncoder, completion, completion_id, error_body
+from spool.openai_wire import ChunkContext, OpenAIEncoder, completion, completion_id, error_body, error_status
 from spool.tail import events
 
 log = logging.getLogger(__name__)
@@ -71,8 +71,7 @@ def _wait_for_completion(s: Services, stream_id: str, ctx: ChunkContext) -> Resp
             return response
         if folded.ended == "error":
             error = folded.error or {}
-            status = error.get("status") or ERROR_STATUS.get(error["code"], (500, ""))[0]
-            return _error(status, error_body(error["code"], error["message"], param=error.get("param")))
+            return _error(error_status(error), error_body(error["code"], error["message"], param=error.get("param")))
         if folded.ended == "cancelled":
             return _error(409, error_body("cancelled", "the generation was cancelled"))
     return _error(503, error_body("stream_interrupted", "the stream store was lost; retry", "server_error"))

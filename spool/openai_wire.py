@@ -80,6 +80,17 @@ def stream_id_of(completion: str) -> str:
     return completion.removeprefix("chatcmpl-")
 
 
+def error_status(error: dict[str, Any]) -> int:
+    """The HTTP status answering an `error` event's fields: the upstream's own
+    when it refused the request (a 4xx, so the SDKs raise BadRequestError and
+    friends as they would against it), else spool's status for the code (an
+    upstream 5xx is a 502 here: the fault is behind the gateway)."""
+    status = error.get("status")
+    if error.get("code") == "upstream_rejected" and isinstance(status, int) and 400 <= status < 500:
+        return status
+    return ERROR_STATUS.get(error.get("code", ""), (500, ""))[0]
+
+
 def error_body(code: str, message: str, type_: str | None = None, param: str | None = None) -> dict[str, Any]:
     """OpenAI's error object: {"error": {"message", "type", "param", "code"}}."""
     if type_ is None:

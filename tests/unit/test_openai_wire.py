@@ -82,3 +82,12 @@ def test_completion_shape():
     assert body["object"] == "chat.completion"
     assert body["choices"][0]["message"] == {"role": "assistant", "content": "hi", "refusal": None}
     assert body["choices"][0]["finish_reason"] == "stop" and body["usage"] == {"total_tokens": 3}
+
+
+def test_an_error_answers_with_the_upstreams_4xx_and_spools_status_otherwise():
+    from spool.openai_wire import error_status
+
+    assert error_status({"code": "upstream_rejected", "message": "m", "status": 404}) == 404
+    assert error_status({"code": "upstream_error", "message": "m", "status": 500}) == 502
+    assert error_status({"code": "upstream_rate_limited", "message": "m", "status": 429}) == 429
+    assert error_status({"code": "worker_lost", "message": "m"}) == 503
