@@ -91,9 +91,12 @@ def test_sigkill_of_a_worker_running_20_streams(chaos_stack):
     killed_at = []
 
     def kill() -> None:
-        stack.add_worker()
+        # The replacement starts after the kill, as a supervisor would start
+        # it: started first, it could take seconds, and the 3 s answers
+        # would be over before the kill.
         killed_at.append(time.monotonic())
         doomed.send_signal(signal.SIGKILL)
+        stack.add_worker()
 
     outcomes = clients_through(stack, stack.gateway_urls, prompts, kill, deadline=60)
     recovery = time.monotonic() - killed_at[0]
