@@ -20,12 +20,13 @@ import redis
 
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus, encode_data, start_data
-from spool.keys import Keys
+from spool.keys import LEASE_BUCKETS, Keys
 from spool.wire import seq_of
 
 # KEYS: events, meta. ARGV: ttl, writer token, begin flag, first seq, event
 # count n, activity channel, n (type, data) pairs, then (field, value) pairs
-# for the meta hash. Publishes the events key on the activity channel.
+# for the meta hash. Publishes the events key on the stream's activity
+# (shard) channel.
 # Returns {last_seq, cancel_requested}, or {code, 0} with code -1 (no stream),
 # -2 (stream closed or not queued when beginning), -3 (another writer).
 _APPEND = """
@@ -53,7 +54,7 @@ if first ~= last + 1 then return {-3, 0} end
 for i = 0, n - 1 do
   redis.call('XADD', KEYS[1], '0-' .. (first + i), 't', ARGV[7 + 2 * i], 'd', ARGV[8 + 2 * i])
 end
-redis.call('PUBLISH', ARGV[6], KEYS[1])
+redis.call('SPUBLISH', ARGV[6], KEYS[1])
 local fields = {'last_seq', first + n - 1}
 for i = 7 + 2 * n, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
@@ -61,29 +62,30 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return {first + n - 1, cancel}
 """
-# KEYS: events, meta. ARGV: ttl, now, control channel, stream id, activity
-# channel. Returns the status after the call, or false when there is no such
-# stream.
+# KEYS: events, meta. ARGV: ttl, now, activity channel. Returns {status after
+# the call, the control channel of the worker running it ('' if none)}, or
+# false when there is no such stream. The caller SPUBLISHes the cancel on that
+# channel: it lives in the worker's slot, not the stream's.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status then return false end
-if status == 'done' or status == 'error' or status == 'cancelled' then return status end
+if status == 'done' or status == 'error' or status == 'cancelled' then return {status, ''} end
 if status == 'queued' then
   local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 't', 'cancelled', 'd', '{}')
-  redis.call('PUBLISH', ARGV[5], KEYS[1])
+  redis.call('SPUBLISH', ARGV[3], KEYS[1])
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'ended_at', ARGV[2], 'last_seq', seq)
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
-  return 'cancelled'
+  return {'cancelled', ''}
 end
 redis.call('HSET', KEYS[2], 'cancel_requested', '1')
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return status
+return {status, redis.call('HGET', KEYS[2], 'control') or ''}
 """
 
 # KEYS: meta, events. ARGV: lease expiry (ms), writer token ('' to only take
-# the lease), now (s), ttl, activity channel. A worker takes a queued
+# the lease), now (s), ttl, activity channel, the worker's control channel
+# (recorded as `control`, where cancels for it go). A worker takes a queued
 # stream's lease before its first write. Returns {1, meta} when it took it,
 # {0, meta} when the stream is not queued (meta: the hash as a flat list, as
 # it was before the call; empty when gone). With a writer token, a stream
@@ -95,10 +97,10 @@ local meta = redis.call('HGETALL', KEYS[1])
 local field = {}
 for i = 1, #meta, 2 do field[meta[i]] = meta[i + 1] end
 if field.status ~= 'queued' then return {0, meta} end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[1])
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[1], 'control', ARGV[6])
 if ARGV[2] == '' or not field.start_data or field.last_seq ~= '0' then return {1, meta} end
 redis.call('XADD', KEYS[2], '0-1', 't', 'start', 'd', field.start_data)
-redis.call('PUBLISH', ARGV[5], KEYS[2])
+redis.call('SPUBLISH', ARGV[5], KEYS[2])
 redis.call('HSET', KEYS[1], 'writer', ARGV[2], 'status', 'running', 'last_seq', 1, 'started_at', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -130,7 +132,7 @@ local attempt = tonumber(redis.call('HGET', KEYS[2], 'attempt') or '1')
 local function close(type_, data, fields)
   local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 't', type_, 'd', data)
-  redis.call('PUBLISH', ARGV[7], KEYS[1])
+  redis.call('SPUBLISH', ARGV[7], KEYS[1])
   redis.call('HSET', KEYS[2], 'last_seq', seq, 'ended_at', ARGV[5], 'writer', '', unpack(fields))
   redis.call('HDEL', KEYS[2], 'lease_until')
   redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -212,12 +214,19 @@ def stored_event(entry_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent:
 
 
 class StreamStore:
-    """The Redis operations on streams, for gateway and worker alike."""
+    """The Redis operations on streams, for gateway and worker alike, on a
+    single Redis or a Redis Cluster (every script and command touches one
+    slot; pipelines may span nodes).
 
-    def __init__(self, client: redis.Redis, keys: Keys, ttl: int) -> None:
+    `control` is the shard channel of the worker process using the store
+    (Keys.control_channel): the leases it takes record it, so a cancel goes
+    to that worker alone."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, ttl: int, control: str = "") -> None:
         self.redis = client
         self.keys = keys
         self.ttl = ttl
+        self.control = control
         self._append = client.register_script(_APPEND)
         self._cancel = client.register_script(_CANCEL)
         self._acquire = client.register_script(_ACQUIRE)
@@ -302,7 +311,7 @@ class StreamStore:
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
         args: list[Any] = [
             self.ttl, request.writer, "1" if request.begin else "0", request.first_seq, len(request.events),
-            self.keys.activity_channel,
+            self.keys.activity(request.stream_id),
         ]
         fields: list[Any] = []
         for type_, data in request.events:
@@ -315,12 +324,16 @@ class StreamStore:
         """Cancel a queued stream now, or ask its worker to stop a running one.
 
         Returns the status after the call; raises StreamNotFoundError."""
-        status = self._cancel(
+        reply = self._cancel(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
-            args=[self.ttl, repr(time.time()), self.keys.control_channel, stream_id, self.keys.activity_channel],
+            args=[self.ttl, repr(time.time()), self.keys.activity(stream_id)],
         )
-        if not status:
+        if not reply:
             raise StreamNotFoundError(stream_id)
+        status, control = reply
+        if control:
+            # Fire and forget: the flag set above reaches the worker on its next write anyway.
+            self.redis.spublish(control, stream_id)
         return StreamStatus(status.decode())
 
     def acquire_lease(self, stream_id: str, lease_seconds: float, writer: str = "") -> Lease:
@@ -336,9 +349,9 @@ class StreamStore:
         until = _ms(now + lease_seconds)
         # The index first: a lease the index misses could never be reaped.
         keys = [self.keys.meta(stream_id), self.keys.events(stream_id)]
-        args = [until, writer, repr(now), self.ttl, self.keys.activity_channel]
+        args = [until, writer, repr(now), self.ttl, self.keys.activity(stream_id), self.control]
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.leases, {stream_id: until})
+            pipe.zadd(self.keys.leases(stream_id), {stream_id: until})
             pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)  # by SHA, as in append_many
             _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, redis.exceptions.NoScriptError):
@@ -347,7 +360,7 @@ class StreamStore:
             raise reply
         taken, flat = reply
         if not taken:
-            self.redis.zrem(self.keys.leases, stream_id)
+            self.redis.zrem(self.keys.leases(stream_id), stream_id)
         if not flat:
             raise StreamNotFoundError(stream_id)
         meta = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
@@ -358,22 +371,41 @@ class StreamStore:
         trip; returns the ids whose lease this writer has lost."""
         until = _ms(time.time() + lease_seconds)
         ids = list(owned)
+        if not ids:
+            return []
+        buckets: dict[str, dict[str, int]] = {}
+        for stream_id in ids:
+            buckets.setdefault(self.keys.leases(stream_id), {})[stream_id] = until
         with self.redis.pipeline(transaction=False) as pipe:
             for stream_id in ids:
-                self._renew(keys=[self.keys.meta(stream_id)], args=[owned[stream_id], until], client=pipe)
-            if ids:
-                pipe.zadd(self.keys.leases, {stream_id: until for stream_id in ids})
-            results = pipe.execute()
-        return [stream_id for stream_id, kept in zip(ids, results) if not kept]
+                # By SHA, as in append_many (a Script on a cluster pipeline would not preload it).
+                pipe.evalsha(self._renew.sha, 1, self.keys.meta(stream_id), owned[stream_id], until)
+            for bucket, members in buckets.items():
+                pipe.zadd(bucket, members)
+            results = pipe.execute(raise_on_error=False)[: len(ids)]
+        kept = []
+        for stream_id, result in zip(ids, results):
+            if isinstance(result, redis.exceptions.NoScriptError):  # Redis restarted: the Script reloads it
+                result = self._renew(keys=[self.keys.meta(stream_id)], args=[owned[stream_id], until])
+            elif isinstance(result, Exception):
+                raise result
+            kept.append(result)
+        return [stream_id for stream_id, k in zip(ids, kept) if not k]
 
     def expired_leases(self, limit: int = 50) -> list[str]:
-        """Ids of streams whose lease has expired, oldest first."""
-        ids = self.redis.zrangebyscore(self.keys.leases, "-inf", _ms(time.time()), start=0, num=limit)
-        return [i.decode() for i in ids]
+        """Ids of streams whose lease has expired, oldest first (across the
+        index's buckets, read in one pipelined round trip)."""
+        now = _ms(time.time())
+        with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(LEASE_BUCKETS):
+                pipe.zrangebyscore(self.keys.lease_bucket(bucket), "-inf", now, start=0, num=limit, withscores=True)
+            replies = pipe.execute()
+        expired = sorted((score, member) for reply in replies for member, score in reply)
+        return [member.decode() for _, member in expired[:limit]]
 
     def drop_lease(self, stream_id: str) -> None:
         """Forget a stream's lease (it ended, or it was requeued)."""
-        self.redis.zrem(self.keys.leases, stream_id)
+        self.redis.zrem(self.keys.leases(stream_id), stream_id)
 
     def reclaim(self, stream_id: str, reason: str, max_attempts: int, *, force: bool = False) -> tuple[str, int]:
         """Take a stream from a writer that lost (or, with force, gives up)
@@ -381,7 +413,7 @@ class StreamStore:
         outcome, attempt = self._reclaim(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
             args=[_ms(time.time()), max_attempts, reason, self.ttl, repr(time.time()), "1" if force else "0",
-                  self.keys.activity_channel],
+                  self.keys.activity(stream_id)],
         )
         if outcome != b"alive":
             self.drop_lease(stream_id)

@@ -37,16 +37,16 @@ def store(redis_client, prefix) -> StreamStore:
 def pubsub_factory(redis_client):
     """Clients for the hub's subscription; on real Redis each gets its own connection."""
     if isinstance(redis_client, fakeredis.FakeRedis):
-        return lambda: redis_client
+        return lambda node="": redis_client
     url = redis_client.connection_pool.connection_kwargs
-    return lambda: redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), protocol=2)
+    return lambda node="": redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), protocol=2)
 
 
 @pytest.fixture
 def hub(redis_client, pubsub_factory, store):
-    """A TailHub on the same backend, listening on the store's activity channel."""
-    from spool.tail import TailHub
+    """A TailHub on the same backend, listening on the store's activity channels."""
+    from spool.hub import TailHub
 
-    hub = TailHub(redis_client, pubsub_factory, store.keys.activity_channel)
+    hub = TailHub(redis_client, pubsub_factory)
     yield hub
     hub.stop()
