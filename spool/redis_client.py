@@ -89,9 +89,8 @@ def connect(url: str, *, max_connections: int = 32) -> redis.Redis:
             startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
             # from_url: each node's pool is built from connection_pool_class (a blocking one).
             from_url=True,
-            connection_pool_class=redis.BlockingConnectionPool,
+            connection_pool_class=_ClusterNodePool,
             max_connections=max_connections,
-            timeout=COMMAND_TIMEOUT,
             socket_timeout=COMMAND_TIMEOUT,
             socket_connect_timeout=COMMAND_TIMEOUT,
             health_check_interval=30,
@@ -111,6 +110,14 @@ def connect(url: str, *, max_connections: int = 32) -> redis.Redis:
         protocol=2,
     )
     return redis.Redis(connection_pool=pool)
+
+
+class _ClusterNodePool(redis.BlockingConnectionPool):
+    """A cluster node's pool: callers wait up to COMMAND_TIMEOUT for a free
+    connection (RedisCluster passes no `timeout` through to its pools)."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(timeout=COMMAND_TIMEOUT, **kwargs)
 
 
 def connect_queue(url: str, *, max_connections: int = 32) -> redis.Redis:

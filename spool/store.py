@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus, encode_data, start_data
@@ -293,7 +294,7 @@ class StreamStore:
         with self.redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 # By SHA: a Script on a pipeline would ask SCRIPT EXISTS first, every time.
-                pipe.evalsha(self._append.sha, len(keys), *keys, *args)
+                _evalsha(pipe, self._append, keys, args)
             replies = pipe.execute(raise_on_error=False)
         outcomes: list[AppendResult | Exception] = []
         for request, (keys, args), reply in zip(requests, calls, replies):
@@ -352,7 +353,7 @@ class StreamStore:
         args = [until, writer, repr(now), self.ttl, self.keys.activity(stream_id), self.control]
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.leases(stream_id), {stream_id: until})
-            pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)  # by SHA, as in append_many
+            _evalsha(pipe, self._acquire, keys, args)
             _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, redis.exceptions.NoScriptError):
             reply = self._acquire(keys=keys, args=args)
@@ -378,8 +379,7 @@ class StreamStore:
             buckets.setdefault(self.keys.leases(stream_id), {})[stream_id] = until
         with self.redis.pipeline(transaction=False) as pipe:
             for stream_id in ids:
-                # By SHA, as in append_many (a Script on a cluster pipeline would not preload it).
-                pipe.evalsha(self._renew.sha, 1, self.keys.meta(stream_id), owned[stream_id], until)
+                _evalsha(pipe, self._renew, [self.keys.meta(stream_id)], [owned[stream_id], until])
             for bucket, members in buckets.items():
                 pipe.zadd(bucket, members)
             results = pipe.execute(raise_on_error=False)[: len(ids)]
@@ -487,6 +487,14 @@ def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:
     if type_ is EventType.CANCELLED:
         return ["status", "cancelled", "ended_at", now]
     return []
+
+
+def _evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any]) -> None:
+    """Queue `script` on `pipe` by its SHA (the caller retries a NoScriptError
+    with the Script, which loads it). Not pipe.evalsha: a Script on a pipeline
+    asks SCRIPT EXISTS first every time, and redis-py's cluster pipeline
+    refuses its evalsha method, though Redis routes EVALSHA by its keys."""
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _ms(seconds: float) -> int:

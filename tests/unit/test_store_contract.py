@@ -12,7 +12,14 @@ from spool.events import EventType, StreamStatus
 from spool.keys import new_stream_id
 from spool.redis_client import node_of
 from spool.store import PAGE, AppendRequest, StreamStore
-from tests.unit.conftest import TTL
+from tests.unit.conftest import TTL, backend
+
+
+@pytest.fixture(params=["fakeredis", "redis", "cluster"])
+def redis_client(request, prefix):
+    """This contract runs on a Redis Cluster too."""
+    yield from backend(request, prefix)
+
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m", "temperature": None, "max_tokens": None}
 START = (EventType.START, {"id": "x", "model": "m", "created": 1})
