@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -21,6 +22,7 @@ from redis.commands.core import Script
 
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus, encode_data, start_data
+from spool.journal import Journal
 from spool.keys import LEASE_BUCKETS, Keys
 from spool.wire import seq_of
 
@@ -28,8 +30,11 @@ from spool.wire import seq_of
 # count n, activity channel, n (type, data) pairs, then (field, value) pairs
 # for the meta hash. Publishes the events key on the stream's activity
 # (shard) channel.
-# Returns {last_seq, cancel_requested}, or {code, 0} with code -1 (no stream),
-# -2 (stream closed or not queued when beginning), -3 (another writer).
+# Returns {last_seq, cancel_requested}, or {code, x} with code -1 (no stream),
+# -2 (stream closed or not queued when beginning), -3 (another writer), -4
+# (a gap: the stream ends at seq x, before first_seq - 1) or -5 (queued and
+# not claimed, at seq x): the last two are what a failover that lost
+# acknowledged writes leaves, see spool/journal.py.
 _APPEND = """
 local m = redis.call('HMGET', KEYS[2], 'status', 'writer', 'cancel_requested', 'last_seq')
 local status, writer = m[1], m[2]
@@ -40,9 +45,8 @@ if ARGV[3] == '1' and status == 'queued' then
   status, writer = 'running', token
 end
 if writer ~= token then
-  if status == 'done' or status == 'error' or status == 'cancelled' or status == 'queued' then
-    return {-2, 0}
-  end
+  if status == 'queued' then return {-5, tonumber(m[4] or '0')} end
+  if status == 'done' or status == 'error' or status == 'cancelled' then return {-2, 0} end
   return {-3, 0}
 end
 local cancel = tonumber(m[3] or '0')
@@ -51,6 +55,7 @@ local first = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 if first + n - 1 <= last then return {last, cancel} end
 if status ~= 'running' then return {-2, 0} end
+if first > last + 1 then return {-4, last} end
 if first ~= last + 1 then return {-3, 0} end
 for i = 0, n - 1 do
   redis.call('XADD', KEYS[1], '0-' .. (first + i), 't', ARGV[7 + 2 * i], 'd', ARGV[8 + 2 * i])
@@ -98,7 +103,10 @@ local meta = redis.call('HGETALL', KEYS[1])
 local field = {}
 for i = 1, #meta, 2 do field[meta[i]] = meta[i + 1] end
 if field.status ~= 'queued' then return {0, meta} end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[1], 'control', ARGV[6])
+-- The master's replication id: reclaim compares it to tell a failover (see _RECLAIM).
+local ok, info = pcall(redis.call, 'INFO', 'replication')
+local replid = ok and string.match(info, 'master_replid:(%w+)') or ''
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[1], 'control', ARGV[6], 'replid', replid)
 if ARGV[2] == '' or not field.start_data or field.last_seq ~= '0' then return {1, meta} end
 redis.call('XADD', KEYS[2], '0-1', 't', 'start', 'd', field.start_data)
 redis.call('SPUBLISH', ARGV[5], KEYS[2])
@@ -118,7 +126,8 @@ return 1
 """
 
 # KEYS: events, meta. ARGV: now (ms), max attempts, reason, ttl, now (s), force,
-# activity channel (published to when the script ends the stream).
+# activity channel (published to when the script ends the stream), the seq
+# margin a rerun skips after a failover (FAILOVER_SEQ_MARGIN).
 # Takes a stream from a writer whose lease expired (or, with force, from one
 # that gives it up). Returns {outcome, attempt}: outcome 'requeue' (run it
 # again; attempt is the next one), 'failed' (attempts used up: ended with an
@@ -152,11 +161,28 @@ end
 if status == 'running' then
   attempt = attempt + 1
   redis.call('HSET', KEYS[2], 'attempt', attempt, 'reset_reason', ARGV[3])
+  -- A failover since the lease began (another replication id) may have lost
+  -- events clients read, with their writer: the rerun's `reset` goes past
+  -- any seq they may hold, so none is reused with other content.
+  local ok, info = pcall(redis.call, 'INFO', 'replication')
+  local replid = ok and string.match(info, 'master_replid:(%w+)') or ''
+  local leased = redis.call('HGET', KEYS[2], 'replid')
+  if leased and leased ~= '' and replid ~= '' and leased ~= replid then
+    local last = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0')
+    redis.call('HSET', KEYS[2], 'last_seq', last + tonumber(ARGV[8]), 'history_lost', '1')
+  end
 end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'writer', '')
 redis.call('HDEL', KEYS[2], 'lease_until')
 return {'requeue', attempt}
 """
+
+log = logging.getLogger(__name__)
+
+# Seqs a rerun skips when its stream's master failed over during the lost
+# run: more events than a replica can lag behind (a second of replication
+# lag is ~50 events at the Flusher's 20 ms ticks).
+FAILOVER_SEQ_MARGIN = 100_000
 
 # Entries read per XRANGE page when replaying a stream.
 PAGE = 1000
@@ -228,6 +254,7 @@ class StreamStore:
         self.keys = keys
         self.ttl = ttl
         self.control = control
+        self.journal = Journal()
         self._append = client.register_script(_APPEND)
         self._cancel = client.register_script(_CANCEL)
         self._acquire = client.register_script(_ACQUIRE)
@@ -284,7 +311,7 @@ class StreamStore:
         """
         request = AppendRequest(stream_id, writer, first_seq, events, begin)
         keys, args = self._append_call(request)
-        return _append_result(stream_id, self._append(keys=keys, args=args))
+        return self._settle(request, self._append(keys=keys, args=args))
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
         """Make several appends in one pipelined round trip (not atomic
@@ -304,10 +331,34 @@ class StreamStore:
                 except redis.ResponseError as exc:
                     reply = exc
             try:
-                outcomes.append(reply if isinstance(reply, Exception) else _append_result(request.stream_id, reply))
+                outcomes.append(reply if isinstance(reply, Exception) else self._settle(request, reply))
             except (StreamNotFoundError, StreamClosedError) as exc:
                 outcomes.append(exc)
         return outcomes
+
+    def _settle(self, request: AppendRequest, reply: list[int], *, restoring: bool = False) -> AppendResult:
+        """The outcome of an append script call: recorded in the journal when
+        it landed, the lost tail restored first when a failover lost it."""
+        code, detail = reply[0], reply[1]
+        if code in (-4, -5) and not restoring:
+            return self._restore(request, int(detail))
+        result = _append_result(request.stream_id, [code, detail if code >= 0 else 0])
+        self.journal.record(request.stream_id, request.writer, request.first_seq, request.events)
+        return result
+
+    def _restore(self, request: AppendRequest, last: int) -> AppendResult:
+        """Re-append, with their seqs and content, the events this writer had
+        acknowledged after seq `last` and the stream no longer holds (its
+        master failed over before replicating them), then `request`'s."""
+        lost = self.journal.since(request.stream_id, request.writer, last, request.first_seq)
+        if lost is None or last >= request.first_seq - 1:
+            raise StreamClosedError(request.stream_id)  # not ours to restore: requeued, or before our run
+        log.warning("stream %s: seqs %d-%d were lost in a failover; re-appending them",
+                    request.stream_id, last + 1, request.first_seq - 1)
+        restored = AppendRequest(request.stream_id, request.writer, last + 1, [*lost, *request.events],
+                                 begin=request.begin or last == 0)
+        keys, args = self._append_call(restored)
+        return self._settle(restored, self._append(keys=keys, args=args), restoring=True)
 
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
         args: list[Any] = [
@@ -365,6 +416,8 @@ class StreamStore:
         if not flat:
             raise StreamNotFoundError(stream_id)
         meta = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        if taken == 2:
+            self.journal.record(stream_id, writer, 1, [(EventType.START, json.loads(meta["start_data"]))])
         return Lease(bool(taken), meta, started=taken == 2)
 
     def renew_leases(self, owned: dict[str, str], lease_seconds: float) -> list[str]:
@@ -413,7 +466,7 @@ class StreamStore:
         outcome, attempt = self._reclaim(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
             args=[_ms(time.time()), max_attempts, reason, self.ttl, repr(time.time()), "1" if force else "0",
-                  self.keys.activity(stream_id)],
+                  self.keys.activity(stream_id), FAILOVER_SEQ_MARGIN],
         )
         if outcome != b"alive":
             self.drop_lease(stream_id)
