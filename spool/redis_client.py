@@ -23,13 +23,17 @@ from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
 import redis
-from redis.backoff import NoBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
 
 # Commands other than blocking reads answer in milliseconds; 10 s means Redis is gone.
 COMMAND_TIMEOUT = 10.0
+
+# Attempts at a cluster command before its error is raised: about 8 s of
+# backoff, more than a failover takes with cluster-node-timeout of 5 s.
+CLUSTER_RETRIES = 20
 
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
 SENTINEL_SCHEMES = ("redis+sentinel", "rediss+sentinel")
@@ -95,6 +99,9 @@ def connect(url: str, *, max_connections: int = 32) -> redis.Redis:
             socket_connect_timeout=COMMAND_TIMEOUT,
             health_check_interval=30,
             protocol=2,
+            # Cluster-level retries (a refreshed slot map each time) outlast a
+            # failover of a few seconds; each node's connections never retry.
+            retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=CLUSTER_RETRIES),
             **({"connection_class": redis.SSLConnection} if target.tls else {}),
             **_credentials(target),
         )
