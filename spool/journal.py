@@ -50,7 +50,9 @@ class Journal:
             start, kept = self._runs.get(key, (first_seq, []))
             if first_seq > start + len(kept):  # a hole: keep only what is contiguous
                 start, kept = first_seq, []
-            kept = kept[: max(0, first_seq - start)] + list(events)
+            if first_seq < start + len(kept):  # a retried write: replaced from its seq
+                del kept[max(0, first_seq - start):]
+            kept.extend(events)  # in place: an append costs its own events, not the run's
             self._runs[key] = (start, kept)
             self._runs.move_to_end(key)
             while len(self._runs) > MAX_STREAMS:
