@@ -48,7 +48,7 @@ class Journal:
                 self._runs.pop(key, None)
                 return
             start, kept = self._runs.get(key, (first_seq, []))
-            if first_seq > start + len(kept):  # a hole: keep only what is contiguous
+            if not start <= first_seq <= start + len(kept):  # a hole: keep only what is contiguous
                 start, kept = first_seq, []
             if first_seq < start + len(kept):  # a retried write: replaced from its seq
                 del kept[max(0, first_seq - start):]
