@@ -89,10 +89,12 @@ def connect(url: str, *, max_connections: int = 32) -> redis.Redis:
     scheme = url.split("://", 1)[0]
     if scheme in CLUSTER_SCHEMES:
         target = _parse(url)
+        (first_host, first_port), *others = target.hosts
         return RedisCluster(
-            startup_nodes=[ClusterNode(host, port) for host, port in target.hosts],
-            # from_url: each node's pool is built from connection_pool_class (a blocking one).
-            from_url=True,
+            # Given a URL, RedisCluster builds each node's pool from
+            # connection_pool_class (a blocking one); otherwise it ignores it.
+            url=f"{'rediss' if target.tls else 'redis'}://{first_host}:{first_port}",
+            startup_nodes=[ClusterNode(host, port) for host, port in others],
             connection_pool_class=_ClusterNodePool,
             max_connections=max_connections,
             socket_timeout=COMMAND_TIMEOUT,
@@ -102,7 +104,6 @@ def connect(url: str, *, max_connections: int = 32) -> redis.Redis:
             # Cluster-level retries (a refreshed slot map each time) outlast a
             # failover of a few seconds; each node's connections never retry.
             retry=Retry(ExponentialWithJitterBackoff(base=0.05, cap=0.5), retries=CLUSTER_RETRIES),
-            **({"connection_class": redis.SSLConnection} if target.tls else {}),
             **_credentials(target),
         )
     if scheme in SENTINEL_SCHEMES:
@@ -235,7 +236,8 @@ def pubsub_factory(url: str, client: redis.Redis):
             protocol=2,
             username=kwargs.get("username"),
             password=kwargs.get("password"),
-            **({"ssl": True} if kwargs.get("connection_class") is redis.SSLConnection else {}),
+            **({"ssl": True} if issubclass(kwargs.get("connection_class", redis.Connection), redis.SSLConnection)
+               else {}),
         )
 
     return factory
