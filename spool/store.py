@@ -342,6 +342,8 @@ class StreamStore:
         code, detail = reply[0], reply[1]
         if code in (-4, -5) and not restoring:
             return self._restore(request, int(detail))
+        if code < 0:  # this writer is done with the stream: nothing of it to restore
+            self.journal.forget(request.stream_id, request.writer)
         result = _append_result(request.stream_id, [code, detail if code >= 0 else 0])
         self.journal.record(request.stream_id, request.writer, request.first_seq, request.events)
         return result

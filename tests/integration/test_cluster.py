@@ -25,7 +25,9 @@ def cluster_stack(redis_cluster, redis_url, tmp_path_factory):
     stack = start_stack(
         redis_url,
         gateways=2,
-        env={"SPOOL_STREAMS_REDIS_URL": redis_cluster.url},
+        # Limits on: their scripts and pipelines run on the cluster too (never refusing here).
+        env={"SPOOL_STREAMS_REDIS_URL": redis_cluster.url, "SPOOL_RATE_LIMIT_PER_MINUTE": "100000",
+             "SPOOL_MAX_CONCURRENT_STREAMS": "1000"},
         mock_args=["--ttft-ms", "20", "--tokens-per-second", "200", "--tokens", str(TOKENS)],
         log_dir=tmp_path_factory.mktemp("cluster-stack"),
     )
@@ -58,6 +60,13 @@ def test_concurrent_streams_are_exact_and_spread_over_every_master(cluster_stack
         assert queue_db.exists(f"rq:job:{received[0].stream_id}")
     finally:
         queue_db.close()
+
+
+def test_an_idempotent_retry_on_the_other_gateway_gets_the_same_stream(cluster_stack):
+    headers = {"Idempotency-Key": "cluster-retry"}
+    first = read(post_stream(cluster_stack.gateway_urls[0], chat("idempotent on cluster"), headers=headers))
+    again = read(post_stream(cluster_stack.gateway_urls[1], chat("idempotent on cluster"), headers=headers))
+    assert again.stream_id == first.stream_id and again.text == first.text
 
 
 def test_resume_on_the_other_gateway_is_exact(cluster_stack):
