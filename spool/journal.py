@@ -44,7 +44,7 @@ class Journal:
             return
         key = (stream_id, writer)
         with self._lock:
-            if any(type_.is_terminal for type_, _ in events):
+            if events[-1][0].is_terminal:  # a terminal event is always a write's last
                 self._runs.pop(key, None)
                 return
             start, kept = self._runs.get(key, (first_seq, []))
