@@ -93,6 +93,14 @@ def _answers(port: int, check) -> bool:
         client.close()
 
 
+def _settled(client: redis.Redis) -> bool:
+    """A master serving slots, or a replica in sync with its master."""
+    info = client.info("replication")
+    if info["role"] == "slave":
+        return info.get("master_link_status") == "up"
+    return any(node["slots"] for addr, node in client.cluster("nodes").items() if "myself" in node["flags"])
+
+
 class RedisCluster3:
     """A 3-master, 3-replica Redis Cluster on loopback. `url` is spool's
     `redis+cluster://` URL with every master as a seed."""
@@ -114,6 +122,9 @@ class RedisCluster3:
                 check=True, capture_output=True, timeout=60,
             )
             self.wait_ok()
+            # Until each replica follows its master, a failover has nobody to promote.
+            for port in self.ports:
+                wait_until(lambda p=port: _answers(p, _settled), 30, f"node {port} to take its role")
         except BaseException:
             self.stop()
             raise
@@ -141,7 +152,7 @@ class RedisCluster3:
         finally:
             client.close()
         return sorted(int(addr.split("@")[0].rsplit(":", 1)[1]) for addr, node in nodes.items()
-                      if "master" in node["flags"] and "fail" not in node["flags"] and node["connected"] is not False)
+                      if "master" in node["flags"] and "fail" not in node["flags"] and node["slots"])
 
     def kill(self, port: int) -> None:
         self.servers.kill(port)

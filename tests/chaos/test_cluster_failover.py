@@ -8,6 +8,7 @@ import json
 import time
 
 import pytest
+import redis
 
 from spool.keys import Keys
 from spool.redis_client import connect
@@ -55,6 +56,14 @@ def test_sigkill_of_a_cluster_master_mid_answer(private_cluster, chaos_stack):
     killed_at: list[float] = []
 
     def kill() -> None:
+        # Cut the victim's replication first (its replica may not resync:
+        # PSYNC and SYNC are denied): the replica that takes over lacks the
+        # last second of writes, which clients have read.
+        node = redis.Redis(port=victim)
+        node.execute_command("ACL", "SETUSER", "default", "-psync", "-sync")
+        node.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        node.close()
+        time.sleep(1)  # ~50 Flusher ticks per stream land on the victim alone
         killed_at.append(time.monotonic())
         private_cluster.kill(victim)
 
@@ -66,6 +75,9 @@ def test_sigkill_of_a_cluster_master_mid_answer(private_cluster, chaos_stack):
     private_cluster.wait_ok()
     assert victim not in private_cluster.masters() and len(private_cluster.masters()) == 3
     assert_no_seq_rewritten(outcomes, private_cluster.url, stack.prefix)
+    # The workers restored what the promoted replica had lost.
+    assert "lost in a failover" in stack.logs() or any(
+        "lost in a failover" in p.log_path.read_text() for p in stack.processes)
     # Failover (node timeout 2 s + election), then the rest of a 3 s answer.
     assert ended - killed_at[0] < LEASE + TOKENS / 20 + 10
 
