@@ -10,13 +10,14 @@ from rq import Queue
 
 from spool.keys import Keys
 from spool.queueing import spool_queue
-from spool.redis_client import connect, connect_pubsub
+from spool.redis_client import connect, connect_queue, is_cluster_url, pubsub_factory
 from spool.settings import Settings
 from spool.store import StreamStore
-from spool.tail import TailHub
+from spool.hub import TailHub
 
 # Gateway commands are short; a few pooled connections serve thousands of
-# clients (they wait for a free one), keeping Redis' connection count fixed.
+# clients (they wait for a free one), keeping Redis' connection count fixed
+# (on a cluster: per node, plus the hub's one subscription per node).
 POOL_CONNECTIONS = 8
 
 
@@ -35,19 +36,19 @@ class Services:
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Services:
         if client is None:
             client = connect(settings.streams_url, max_connections=POOL_CONNECTIONS)
-            queue_client = (client if settings.streams_url == settings.redis_url
-                            else connect(settings.redis_url, max_connections=POOL_CONNECTIONS))
-            pubsub = lambda: connect_pubsub(settings.streams_url)  # noqa: E731
+            shared = settings.streams_url == settings.redis_url and not is_cluster_url(settings.redis_url)
+            queue_client = client if shared else connect_queue(settings.redis_url, max_connections=POOL_CONNECTIONS)
+            pubsub = pubsub_factory(settings.streams_url, client)
         else:
             queue_client = client
-            pubsub = lambda: client  # noqa: E731  (fakeredis: one in-process server)
+            pubsub = lambda node: client  # noqa: E731  (fakeredis: one in-process server)
         keys = Keys(settings.key_prefix)
         return cls(
             settings=settings,
             redis=client,
             store=StreamStore(client, keys, settings.stream_ttl),
             queue=spool_queue(settings.queue, queue_client),
-            hub=TailHub(client, pubsub, keys.activity_channel),
+            hub=TailHub(client, pubsub),
         )
 
 

@@ -11,24 +11,31 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import redis
+from redis.commands.core import Script
 
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus, encode_data, start_data
-from spool.keys import Keys
+from spool.journal import Journal
+from spool.keys import LEASE_BUCKETS, Keys
 from spool.message import fold
 from spool.wire import seq_of
 
 # KEYS: events, meta. ARGV: ttl, writer token, begin flag, first seq, event
 # count n, activity channel, n (type, data) pairs, then (field, value) pairs
-# for the meta hash. Publishes the events key on the activity channel.
-# Returns {last_seq, cancel_requested}, or {code, 0} with code -1 (no stream),
-# -2 (stream closed or not queued when beginning), -3 (another writer).
+# for the meta hash. Publishes the events key on the stream's activity
+# (shard) channel.
+# Returns {last_seq, cancel_requested}, or {code, x} with code -1 (no stream),
+# -2 (stream closed or not queued when beginning), -3 (another writer), -4
+# (a gap: the stream ends at seq x, before first_seq - 1) or -5 (queued and
+# not claimed, at seq x): the last two are what a failover that lost
+# acknowledged writes leaves, see spool/journal.py.
 _APPEND = """
 local m = redis.call('HMGET', KEYS[2], 'status', 'writer', 'cancel_requested', 'last_seq')
 local status, writer = m[1], m[2]
@@ -39,9 +46,8 @@ if ARGV[3] == '1' and status == 'queued' then
   status, writer = 'running', token
 end
 if writer ~= token then
-  if status == 'done' or status == 'error' or status == 'cancelled' or status == 'queued' then
-    return {-2, 0}
-  end
+  if status == 'queued' then return {-5, tonumber(m[4] or '0')} end
+  if status == 'done' or status == 'error' or status == 'cancelled' then return {-2, 0} end
   return {-3, 0}
 end
 local cancel = tonumber(m[3] or '0')
@@ -50,11 +56,12 @@ local first = tonumber(ARGV[4])
 local n = tonumber(ARGV[5])
 if first + n - 1 <= last then return {last, cancel} end
 if status ~= 'running' then return {-2, 0} end
+if first > last + 1 then return {-4, last} end
 if first ~= last + 1 then return {-3, 0} end
 for i = 0, n - 1 do
   redis.call('XADD', KEYS[1], '0-' .. (first + i), 't', ARGV[7 + 2 * i], 'd', ARGV[8 + 2 * i])
 end
-redis.call('PUBLISH', ARGV[6], KEYS[1])
+redis.call('SPUBLISH', ARGV[6], KEYS[1])
 local fields = {'last_seq', first + n - 1}
 for i = 7 + 2 * n, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', KEYS[2], unpack(fields))
@@ -62,29 +69,30 @@ redis.call('EXPIRE', KEYS[1], ARGV[1])
 redis.call('EXPIRE', KEYS[2], ARGV[1])
 return {first + n - 1, cancel}
 """
-# KEYS: events, meta. ARGV: ttl, now, control channel, stream id, activity
-# channel. Returns the status after the call, or false when there is no such
-# stream.
+# KEYS: events, meta. ARGV: ttl, now, activity channel. Returns {status after
+# the call, the control channel of the worker running it ('' if none)}, or
+# false when there is no such stream. The caller SPUBLISHes the cancel on that
+# channel: it lives in the worker's slot, not the stream's.
 _CANCEL = """
 local status = redis.call('HGET', KEYS[2], 'status')
 if not status then return false end
-if status == 'done' or status == 'error' or status == 'cancelled' then return status end
+if status == 'done' or status == 'error' or status == 'cancelled' then return {status, ''} end
 if status == 'queued' then
   local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 't', 'cancelled', 'd', '{}')
-  redis.call('PUBLISH', ARGV[5], KEYS[1])
+  redis.call('SPUBLISH', ARGV[3], KEYS[1])
   redis.call('HSET', KEYS[2], 'status', 'cancelled', 'ended_at', ARGV[2], 'last_seq', seq)
   redis.call('EXPIRE', KEYS[1], ARGV[1])
   redis.call('EXPIRE', KEYS[2], ARGV[1])
-  return 'cancelled'
+  return {'cancelled', ''}
 end
 redis.call('HSET', KEYS[2], 'cancel_requested', '1')
-redis.call('PUBLISH', ARGV[3], ARGV[4])
-return status
+return {status, redis.call('HGET', KEYS[2], 'control') or ''}
 """
 
 # KEYS: meta, events. ARGV: lease expiry (ms), writer token ('' to only take
-# the lease), now (s), ttl, activity channel. A worker takes a queued
+# the lease), now (s), ttl, activity channel, the worker's control channel
+# (recorded as `control`, where cancels for it go). A worker takes a queued
 # stream's lease before its first write. Returns {1, meta} when it took it,
 # {0, meta} when the stream is not queued (meta: the hash as a flat list, as
 # it was before the call; empty when gone). With a writer token, a stream
@@ -96,10 +104,13 @@ local meta = redis.call('HGETALL', KEYS[1])
 local field = {}
 for i = 1, #meta, 2 do field[meta[i]] = meta[i + 1] end
 if field.status ~= 'queued' then return {0, meta} end
-redis.call('HSET', KEYS[1], 'lease_until', ARGV[1])
+-- The master's replication id: reclaim compares it to tell a failover (see _RECLAIM).
+local ok, info = pcall(redis.call, 'INFO', 'replication')
+local replid = ok and string.match(info, 'master_replid:(%w+)') or ''
+redis.call('HSET', KEYS[1], 'lease_until', ARGV[1], 'control', ARGV[6], 'replid', replid)
 if ARGV[2] == '' or not field.start_data or field.last_seq ~= '0' then return {1, meta} end
 redis.call('XADD', KEYS[2], '0-1', 't', 'start', 'd', field.start_data)
-redis.call('PUBLISH', ARGV[5], KEYS[2])
+redis.call('SPUBLISH', ARGV[5], KEYS[2])
 redis.call('HSET', KEYS[1], 'writer', ARGV[2], 'status', 'running', 'last_seq', 1, 'started_at', ARGV[3])
 redis.call('EXPIRE', KEYS[2], ARGV[4])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -116,7 +127,8 @@ return 1
 """
 
 # KEYS: events, meta. ARGV: now (ms), max attempts, reason, ttl, now (s), force,
-# activity channel (published to when the script ends the stream).
+# activity channel (published to when the script ends the stream), the seq
+# margin a rerun skips after a failover (FAILOVER_SEQ_MARGIN).
 # Takes a stream from a writer whose lease expired (or, with force, from one
 # that gives it up). Returns {outcome, attempt}: outcome 'requeue' (run it
 # again; attempt is the next one), 'failed' (attempts used up: ended with an
@@ -131,7 +143,7 @@ local attempt = tonumber(redis.call('HGET', KEYS[2], 'attempt') or '1')
 local function close(type_, data, fields)
   local seq = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0') + 1
   redis.call('XADD', KEYS[1], '0-' .. seq, 't', type_, 'd', data)
-  redis.call('PUBLISH', ARGV[7], KEYS[1])
+  redis.call('SPUBLISH', ARGV[7], KEYS[1])
   redis.call('HSET', KEYS[2], 'last_seq', seq, 'ended_at', ARGV[5], 'writer', '', unpack(fields))
   redis.call('HDEL', KEYS[2], 'lease_until')
   redis.call('EXPIRE', KEYS[1], ARGV[4])
@@ -150,11 +162,28 @@ end
 if status == 'running' then
   attempt = attempt + 1
   redis.call('HSET', KEYS[2], 'attempt', attempt, 'reset_reason', ARGV[3])
+  -- A failover since the lease began (another replication id) may have lost
+  -- events clients read, with their writer: the rerun's `reset` goes past
+  -- any seq they may hold, so none is reused with other content.
+  local ok, info = pcall(redis.call, 'INFO', 'replication')
+  local replid = ok and string.match(info, 'master_replid:(%w+)') or ''
+  local leased = redis.call('HGET', KEYS[2], 'replid')
+  if leased and leased ~= '' and replid ~= '' and leased ~= replid then
+    local last = tonumber(redis.call('HGET', KEYS[2], 'last_seq') or '0')
+    redis.call('HSET', KEYS[2], 'last_seq', last + tonumber(ARGV[8]), 'history_lost', '1')
+  end
 end
 redis.call('HSET', KEYS[2], 'status', 'queued', 'writer', '')
 redis.call('HDEL', KEYS[2], 'lease_until')
 return {'requeue', attempt}
 """
+
+log = logging.getLogger(__name__)
+
+# Seqs a rerun skips when its stream's master failed over during the lost
+# run: more events than a replica can lag behind (a second of replication
+# lag is ~50 events at the Flusher's 20 ms ticks).
+FAILOVER_SEQ_MARGIN = 100_000
 
 # Entries read per XRANGE page when replaying a stream.
 PAGE = 1000
@@ -213,12 +242,20 @@ def stored_event(entry_id: bytes, fields: dict[bytes, bytes]) -> StoredEvent:
 
 
 class StreamStore:
-    """The Redis operations on streams, for gateway and worker alike."""
+    """The Redis operations on streams, for gateway and worker alike, on a
+    single Redis or a Redis Cluster (every script and command touches one
+    slot; pipelines may span nodes).
 
-    def __init__(self, client: redis.Redis, keys: Keys, ttl: int) -> None:
+    `control` is the shard channel of the worker process using the store
+    (Keys.control_channel): the leases it takes record it, so a cancel goes
+    to that worker alone."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, ttl: int, control: str = "") -> None:
         self.redis = client
         self.keys = keys
         self.ttl = ttl
+        self.control = control
+        self.journal = Journal()
         self._append = client.register_script(_APPEND)
         self._cancel = client.register_script(_CANCEL)
         self._acquire = client.register_script(_ACQUIRE)
@@ -275,7 +312,7 @@ class StreamStore:
         """
         request = AppendRequest(stream_id, writer, first_seq, events, begin)
         keys, args = self._append_call(request)
-        return _append_result(stream_id, self._append(keys=keys, args=args))
+        return self._settle(request, self._append(keys=keys, args=args))
 
     def append_many(self, requests: Sequence[AppendRequest]) -> list[AppendResult | Exception]:
         """Make several appends in one pipelined round trip (not atomic
@@ -285,7 +322,7 @@ class StreamStore:
         with self.redis.pipeline(transaction=False) as pipe:
             for keys, args in calls:
                 # By SHA: a Script on a pipeline would ask SCRIPT EXISTS first, every time.
-                pipe.evalsha(self._append.sha, len(keys), *keys, *args)
+                _evalsha(pipe, self._append, keys, args)
             replies = pipe.execute(raise_on_error=False)
         outcomes: list[AppendResult | Exception] = []
         for request, (keys, args), reply in zip(requests, calls, replies):
@@ -295,15 +332,41 @@ class StreamStore:
                 except redis.ResponseError as exc:
                     reply = exc
             try:
-                outcomes.append(reply if isinstance(reply, Exception) else _append_result(request.stream_id, reply))
+                outcomes.append(reply if isinstance(reply, Exception) else self._settle(request, reply))
             except (StreamNotFoundError, StreamClosedError) as exc:
                 outcomes.append(exc)
         return outcomes
 
+    def _settle(self, request: AppendRequest, reply: list[int], *, restoring: bool = False) -> AppendResult:
+        """The outcome of an append script call: recorded in the journal when
+        it landed, the lost tail restored first when a failover lost it."""
+        code, detail = reply[0], reply[1]
+        if code in (-4, -5) and not restoring:
+            return self._restore(request, int(detail))
+        if code < 0:  # this writer is done with the stream: nothing of it to restore
+            self.journal.forget(request.stream_id, request.writer)
+        result = _append_result(request.stream_id, [code, detail if code >= 0 else 0])
+        self.journal.record(request.stream_id, request.writer, request.first_seq, request.events)
+        return result
+
+    def _restore(self, request: AppendRequest, last: int) -> AppendResult:
+        """Re-append, with their seqs and content, the events this writer had
+        acknowledged after seq `last` and the stream no longer holds (its
+        master failed over before replicating them), then `request`'s."""
+        lost = self.journal.since(request.stream_id, request.writer, last, request.first_seq)
+        if lost is None or last >= request.first_seq - 1:
+            raise StreamClosedError(request.stream_id)  # not ours to restore: requeued, or before our run
+        log.warning("stream %s: seqs %d-%d were lost in a failover; re-appending them",
+                    request.stream_id, last + 1, request.first_seq - 1)
+        restored = AppendRequest(request.stream_id, request.writer, last + 1, [*lost, *request.events],
+                                 begin=request.begin or last == 0)
+        keys, args = self._append_call(restored)
+        return self._settle(restored, self._append(keys=keys, args=args), restoring=True)
+
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
         args: list[Any] = [
             self.ttl, request.writer, "1" if request.begin else "0", request.first_seq, len(request.events),
-            self.keys.activity_channel,
+            self.keys.activity(request.stream_id),
         ]
         fields: list[Any] = []
         for type_, data in request.events:
@@ -316,12 +379,16 @@ class StreamStore:
         """Cancel a queued stream now, or ask its worker to stop a running one.
 
         Returns the status after the call; raises StreamNotFoundError."""
-        status = self._cancel(
+        reply = self._cancel(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
-            args=[self.ttl, repr(time.time()), self.keys.control_channel, stream_id, self.keys.activity_channel],
+            args=[self.ttl, repr(time.time()), self.keys.activity(stream_id)],
         )
-        if not status:
+        if not reply:
             raise StreamNotFoundError(stream_id)
+        status, control = reply
+        if control:
+            # Fire and forget: the flag set above reaches the worker on its next write anyway.
+            self.redis.spublish(control, stream_id)
         return StreamStatus(status.decode())
 
     def acquire_lease(self, stream_id: str, lease_seconds: float, writer: str = "") -> Lease:
@@ -337,10 +404,10 @@ class StreamStore:
         until = _ms(now + lease_seconds)
         # The index first: a lease the index misses could never be reaped.
         keys = [self.keys.meta(stream_id), self.keys.events(stream_id)]
-        args = [until, writer, repr(now), self.ttl, self.keys.activity_channel]
+        args = [until, writer, repr(now), self.ttl, self.keys.activity(stream_id), self.control]
         with self.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.leases, {stream_id: until})
-            pipe.evalsha(self._acquire.sha, len(keys), *keys, *args)  # by SHA, as in append_many
+            pipe.zadd(self.keys.leases(stream_id), {stream_id: until})
+            _evalsha(pipe, self._acquire, keys, args)
             _, reply = pipe.execute(raise_on_error=False)
         if isinstance(reply, redis.exceptions.NoScriptError):
             reply = self._acquire(keys=keys, args=args)
@@ -348,10 +415,12 @@ class StreamStore:
             raise reply
         taken, flat = reply
         if not taken:
-            self.redis.zrem(self.keys.leases, stream_id)
+            self.redis.zrem(self.keys.leases(stream_id), stream_id)
         if not flat:
             raise StreamNotFoundError(stream_id)
         meta = {flat[i].decode(): flat[i + 1].decode() for i in range(0, len(flat), 2)}
+        if taken == 2:
+            self.journal.record(stream_id, writer, 1, [(EventType.START, json.loads(meta["start_data"]))])
         return Lease(bool(taken), meta, started=taken == 2)
 
     def renew_leases(self, owned: dict[str, str], lease_seconds: float) -> list[str]:
@@ -359,22 +428,40 @@ class StreamStore:
         trip; returns the ids whose lease this writer has lost."""
         until = _ms(time.time() + lease_seconds)
         ids = list(owned)
+        if not ids:
+            return []
+        buckets: dict[str, dict[str, int]] = {}
+        for stream_id in ids:
+            buckets.setdefault(self.keys.leases(stream_id), {})[stream_id] = until
         with self.redis.pipeline(transaction=False) as pipe:
             for stream_id in ids:
-                self._renew(keys=[self.keys.meta(stream_id)], args=[owned[stream_id], until], client=pipe)
-            if ids:
-                pipe.zadd(self.keys.leases, {stream_id: until for stream_id in ids})
-            results = pipe.execute()
-        return [stream_id for stream_id, kept in zip(ids, results) if not kept]
+                _evalsha(pipe, self._renew, [self.keys.meta(stream_id)], [owned[stream_id], until])
+            for bucket, members in buckets.items():
+                pipe.zadd(bucket, members)
+            results = pipe.execute(raise_on_error=False)[: len(ids)]
+        kept = []
+        for stream_id, result in zip(ids, results):
+            if isinstance(result, redis.exceptions.NoScriptError):  # Redis restarted: the Script reloads it
+                result = self._renew(keys=[self.keys.meta(stream_id)], args=[owned[stream_id], until])
+            elif isinstance(result, Exception):
+                raise result
+            kept.append(result)
+        return [stream_id for stream_id, k in zip(ids, kept) if not k]
 
     def expired_leases(self, limit: int = 50) -> list[str]:
-        """Ids of streams whose lease has expired, oldest first."""
-        ids = self.redis.zrangebyscore(self.keys.leases, "-inf", _ms(time.time()), start=0, num=limit)
-        return [i.decode() for i in ids]
+        """Ids of streams whose lease has expired, oldest first (across the
+        index's buckets, read in one pipelined round trip)."""
+        now = _ms(time.time())
+        with self.redis.pipeline(transaction=False) as pipe:
+            for bucket in range(LEASE_BUCKETS):
+                pipe.zrangebyscore(self.keys.lease_bucket(bucket), "-inf", now, start=0, num=limit, withscores=True)
+            replies = pipe.execute()
+        expired = sorted((score, member) for reply in replies for member, score in reply)
+        return [member.decode() for _, member in expired[:limit]]
 
     def drop_lease(self, stream_id: str) -> None:
         """Forget a stream's lease (it ended, or it was requeued)."""
-        self.redis.zrem(self.keys.leases, stream_id)
+        self.redis.zrem(self.keys.leases(stream_id), stream_id)
 
     def reclaim(self, stream_id: str, reason: str, max_attempts: int, *, force: bool = False) -> tuple[str, int]:
         """Take a stream from a writer that lost (or, with force, gives up)
@@ -382,7 +469,7 @@ class StreamStore:
         outcome, attempt = self._reclaim(
             keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
             args=[_ms(time.time()), max_attempts, reason, self.ttl, repr(time.time()), "1" if force else "0",
-                  self.keys.activity_channel],
+                  self.keys.activity(stream_id), FAILOVER_SEQ_MARGIN],
         )
         if outcome != b"alive":
             self.drop_lease(stream_id)
@@ -468,6 +555,14 @@ def _meta_fields(type_: EventType, data: dict[str, Any]) -> list[Any]:
     if type_ is EventType.CANCELLED:
         return ["status", "cancelled", "ended_at", now]
     return []
+
+
+def _evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any]) -> None:
+    """Queue `script` on `pipe` by its SHA (the caller retries a NoScriptError
+    with the Script, which loads it). Not pipe.evalsha: a Script on a pipeline
+    asks SCRIPT EXISTS first every time, and redis-py's cluster pipeline
+    refuses its evalsha method, though Redis routes EVALSHA by its keys."""
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def _ms(seconds: float) -> int:

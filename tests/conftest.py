@@ -46,6 +46,16 @@ def redis_url() -> str:
     return REDIS_URL
 
 
+@pytest.fixture(scope="session")
+def redis_cluster():
+    """A real 3-master Redis Cluster (tests/cluster_harness.py), one per session."""
+    from tests.cluster_harness import RedisCluster3
+
+    cluster = RedisCluster3().start()
+    yield cluster
+    cluster.stop()
+
+
 @pytest.fixture
 def prefix() -> str:
     """A key prefix no other test uses."""

@@ -19,10 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 import requests
 
 from spool.dev import free_port  # noqa: F401  (tests import it from here)
+from spool.redis_client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
@@ -128,7 +128,7 @@ class Stack:
         """Start one more worker; returns once RQ lists it."""
         name = f"w-{uuid.uuid4().hex[:10]}"
         process = self.spawn(f"worker-{name}", "worker", "--concurrency", str(concurrency), "--name", name)
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url, max_connections=2)  # a plain or Sentinel URL
         try:
             self._wait(process, lambda: client.exists(f"rq:worker:{name}"), f"worker {name} to register")
         finally:
@@ -152,7 +152,7 @@ class Stack:
     def stop(self) -> None:
         for process in reversed(self.processes):
             process.stop()
-        client = redis.Redis.from_url(self.redis_url)
+        client = connect(self.redis_url, max_connections=2)  # a plain or Sentinel URL
         try:
             keys = list(client.scan_iter(match=f"{self.prefix}:*", count=1000))
             keys += list(client.scan_iter(match=f"rq:*{self.prefix}*", count=1000))

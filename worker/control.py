@@ -1,9 +1,12 @@
 """Listening for cancel requests from gateways.
 
-Gateways publish the stream id on the control channel; every worker process
-hears it and the one running that stream stops it. Pub/sub is fire and
-forget, so the `cancel_requested` flag in the stream's metadata, returned by
-every write, backs it up.
+Each worker process SSUBSCRIBEs to a shard channel of its own
+(Keys.control_channel); the leases it takes record that channel in the
+stream's metadata, and a gateway's cancel SPUBLISHes the stream id there, so
+on a cluster the message reaches one node and one worker, not every node.
+Pub/sub is fire and forget, so the `cancel_requested` flag in the stream's
+metadata, returned by every write, backs it up (and covers a cancel sent
+while the listener was resubscribing).
 """
 
 from __future__ import annotations
@@ -21,7 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class CancelListener:
-    """A thread that cancels local generations named on the control channel."""
+    """A thread that cancels local generations named on this worker's channel.
+
+    `client_factory` gives a fresh client on the node serving `channel`
+    (asked again at each resubscription: after a failover it is another node)."""
 
     def __init__(self, client_factory: Callable[[], redis.Redis], channel: str, generations: Generations) -> None:
         self._client_factory = client_factory
@@ -54,10 +60,10 @@ class CancelListener:
         client = self._client_factory()
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
-            pubsub.subscribe(self._channel)
+            pubsub.ssubscribe(self._channel)
             while not self._stopped.is_set():
                 message = pubsub.get_message(timeout=1.0)
-                if message and message["type"] == "message":
+                if message and message["type"] in ("smessage", "message"):
                     stream_id = message["data"].decode()
                     if self._generations.cancel(stream_id):
                         log.info("stream %s: cancel requested", stream_id)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import functools
 import logging
+import uuid
 
 from spool.events import StreamStatus
 from spool.keys import Keys
 from spool.queueing import spool_queue
-from spool.redis_client import connect, connect_blocking
+from spool.redis_client import connect, connect_blocking, connect_queue, node_of, pubsub_factory
 from spool.settings import Settings
 from spool.store import StreamStore
 from worker import metrics
@@ -31,14 +32,16 @@ def run_worker(
     # Generations interleave short commands; a few connections serve many of
     # them, besides one per intake thread blocked in its dequeue.
     pool_size = min(concurrency, 48) + INTAKE_FETCHERS + 8
-    client = connect(settings.redis_url, max_connections=pool_size)
+    client = connect_queue(settings.redis_url, max_connections=pool_size)
     # Stream writes and cancel requests go to the streams' Redis (the same one unless split).
     streams = client if settings.streams_url == settings.redis_url else connect(
         settings.streams_url, max_connections=min(concurrency, 48) + 8
     )
     keys = Keys(settings.key_prefix)
     generations = Generations()
-    store = StreamStore(streams, keys, settings.stream_ttl)
+    # This process's cancel channel, recorded in the leases it takes.
+    control = keys.control_channel(name or uuid.uuid4().hex)
+    store = StreamStore(streams, keys, settings.stream_ttl, control=control)
     flusher = Flusher(store, settings.coalesce_ms / 1000)
     queue = spool_queue(settings.queue, client)
     books = RQBooks(queue, name, settings.stream_ttl)
@@ -53,9 +56,12 @@ def run_worker(
         flusher=flusher,
         leases=leases,
     )
-    listener = CancelListener(
-        lambda: connect_blocking(settings.streams_url, block_seconds=1), keys.control_channel, generations
-    )
+    if node_of(streams, control):  # a cluster: subscribe on the node serving the channel's slot
+        node_client = pubsub_factory(settings.streams_url, streams)
+        listener_client = lambda: node_client(node_of(streams, control))  # noqa: E731
+    else:
+        listener_client = lambda: connect_blocking(settings.streams_url, block_seconds=1)  # noqa: E731
+    listener = CancelListener(listener_client, control, generations)
 
     def hand_over(stream_id: str) -> None:
         # Requeued after its generation stopped writing: the next worker reruns from `reset`.

@@ -83,9 +83,13 @@ def interpolate(value: Any, env: dict[str, str]) -> Any:
     return result
 
 
-def load(env: dict[str, str] | None = None) -> dict[str, Any]:
-    """The file as compose sees it with `env` (plus what it requires) set."""
-    return interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), {**REQUIRED, **(env or {})})
+def load(env: dict[str, str] | None = None, *, profiles: bool = False) -> dict[str, Any]:
+    """The file as compose sees it with `env` (plus what it requires) set;
+    without `profiles`, only the services a plain `docker compose up` starts."""
+    config = interpolate(yaml.safe_load(COMPOSE_FILE.read_text()), {**REQUIRED, **(env or {})})
+    if not profiles:
+        config["services"] = {n: s for n, s in config["services"].items() if not s.get("profiles")}
+    return config
 
 
 def test_interpolation_follows_compose_rules():
@@ -105,10 +109,23 @@ def test_compose_file_matches_the_specification():
     schema = json.loads(SCHEMA.read_text())
     jsonschema.Draft7Validator.check_schema(schema)
     validator = jsonschema.Draft7Validator(schema)
-    validator.validate(load())
+    validator.validate(load(profiles=True))
     # Interpolated with every variable the file reads set, too.
     variables = set(re.findall(r"\$\{([A-Z_]+)", COMPOSE_FILE.read_text()))
-    validator.validate(load({name: "1" for name in variables}))
+    validator.validate(load({name: "1" for name in variables}, profiles=True))
+
+
+def test_cluster_profile_is_a_6_node_cluster_the_streams_can_use():
+    services = load(profiles=True)["services"]
+    nodes = [name for name, s in services.items() if s.get("profiles") == ["cluster"] and name.startswith("redis-node")]
+    assert len(nodes) == 6
+    config = yaml.safe_load(COMPOSE_FILE.read_text())["configs"]["cluster-node"]["content"]
+    assert "cluster-enabled yes" in config and "appendonly yes" in config
+    init = services["redis-cluster-init"]
+    assert init["profiles"] == ["cluster"] and "--cluster-replicas 1" in init["command"][-1]
+    assert set(init["depends_on"]) == set(nodes)
+    assert "SPOOL_STREAMS_REDIS_URL" in services["worker"]["environment"]
+    assert "SPOOL_STREAMS_REDIS_URL" in services["gateway"]["environment"]
 
 
 def test_compose_file_shape():

@@ -9,6 +9,8 @@ import pytest
 import redis
 
 from spool.keys import Keys
+from spool.redis_client import connect, is_cluster
+from spool.redis_client import pubsub_factory as node_pubsub_factory
 from spool.store import StreamStore
 
 TTL = 3600
@@ -26,16 +28,26 @@ def embedded_redis_url():
 @pytest.fixture(params=["fakeredis", "redis", "embedded"])
 def redis_client(request, prefix):
     """The same contract, run on fakeredis, the real Redis and the embedded server."""
+    yield from backend(request, prefix)
+
+
+def backend(request, prefix):
+    """A client of the backend `request.param` names: fakeredis, the real
+    Redis, `spool dev`'s embedded server, or (`cluster`) a real 3-master
+    Redis Cluster shared by the session. The contract suites override
+    redis_client with all four."""
     if request.param == "fakeredis":
-        client = fakeredis.FakeRedis()
-        yield client
+        yield fakeredis.FakeRedis()
         return
-    url = request.getfixturevalue("redis_url" if request.param == "redis" else "embedded_redis_url")
-    client = redis.Redis.from_url(url, protocol=2)
+    if request.param == "cluster":
+        client = connect(request.getfixturevalue("redis_cluster").url, max_connections=8)
+    else:
+        url = request.getfixturevalue("redis_url" if request.param == "redis" else "embedded_redis_url")
+        client = redis.Redis.from_url(url, protocol=2)
     yield client
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
+    for key in keys:  # one by one: on a cluster they live in many slots
+        client.delete(key)
     client.close()
 
 
@@ -45,19 +57,21 @@ def store(redis_client, prefix) -> StreamStore:
 
 
 @pytest.fixture
-def pubsub_factory(redis_client):
+def pubsub_factory(redis_client, request):
     """Clients for the hub's subscription; on real Redis each gets its own connection."""
     if isinstance(redis_client, fakeredis.FakeRedis):
-        return lambda: redis_client
+        return lambda node="": redis_client
+    if is_cluster(redis_client):
+        return node_pubsub_factory(request.getfixturevalue("redis_cluster").url, redis_client)
     url = redis_client.connection_pool.connection_kwargs
-    return lambda: redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), protocol=2)
+    return lambda node="": redis.Redis(host=url["host"], port=url["port"], db=url.get("db", 0), protocol=2)
 
 
 @pytest.fixture
 def hub(redis_client, pubsub_factory, store):
-    """A TailHub on the same backend, listening on the store's activity channel."""
-    from spool.tail import TailHub
+    """A TailHub on the same backend, listening on the store's activity channels."""
+    from spool.hub import TailHub
 
-    hub = TailHub(redis_client, pubsub_factory, store.keys.activity_channel)
+    hub = TailHub(redis_client, pubsub_factory)
     yield hub
     hub.stop()

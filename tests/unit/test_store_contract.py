@@ -10,8 +10,16 @@ import pytest
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus
 from spool.keys import new_stream_id
-from spool.store import PAGE, AppendRequest
-from tests.unit.conftest import TTL
+from spool.redis_client import node_of
+from spool.store import PAGE, AppendRequest, StreamStore
+from tests.unit.conftest import TTL, backend
+
+
+@pytest.fixture(params=["fakeredis", "redis", "embedded", "cluster"])
+def redis_client(request, prefix):
+    """This contract runs on a Redis Cluster too."""
+    yield from backend(request, prefix)
+
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m", "temperature": None, "max_tokens": None}
 START = (EventType.START, {"id": "x", "model": "m", "created": 1})
@@ -130,9 +138,14 @@ def test_cancel_of_a_queued_stream_ends_it_at_once(store, sid):
     assert store.cancel(sid) is StreamStatus.CANCELLED
 
 
-def test_cancel_of_a_running_stream_flags_and_publishes(store, sid):
-    pubsub = store.redis.pubsub(ignore_subscribe_messages=True)
-    pubsub.subscribe(store.keys.control_channel)
+def test_cancel_of_a_running_stream_flags_and_publishes_to_its_worker(store, sid, pubsub_factory):
+    # The worker that took the lease named its channel; the cancel goes there alone.
+    channel = store.keys.control_channel("worker-1")
+    worker = StreamStore(store.redis, store.keys, store.ttl, control=channel)
+    pubsub = pubsub_factory(node_of(store.redis, channel)).pubsub()
+    pubsub.ssubscribe(channel)
+    assert next_message(pubsub)["type"] == "ssubscribe"
+    assert worker.acquire_lease(sid, 30).taken
     store.append(sid, "w1", 1, [START], begin=True)
     assert store.cancel(sid) is StreamStatus.RUNNING
     assert next_message(pubsub)["data"] == sid.encode()
@@ -202,7 +215,7 @@ def test_a_forced_hand_over_ignores_the_lease_time(store, sid):
 def test_acquiring_a_lease_returns_the_stream_as_it_was(store, sid):
     lease = store.acquire_lease(sid, 30)
     assert lease.taken and lease.meta["status"] == "queued" and json.loads(lease.meta["request"]) == REQUEST
-    assert store.expired_leases() == [] and store.redis.zscore(store.keys.leases, sid) is not None
+    assert store.expired_leases() == [] and store.redis.zscore(store.keys.leases(sid), sid) is not None
     # Taken already: a second worker gets the metadata and no lease.
     store.append(sid, "w1", 1, [START], begin=True)
     second = store.acquire_lease(sid, 30)

@@ -9,9 +9,18 @@ import redis
 
 from spool.events import EventType
 from spool.keys import Keys, new_stream_id
+from spool.redis_client import node_of
 from spool.store import StreamStore
 from spool.tail import TailHub, events, wait_for_end
 from spool.wire import seq_of
+from tests.unit.conftest import backend
+
+
+@pytest.fixture(params=["fakeredis", "redis", "embedded", "cluster"])
+def redis_client(request, prefix):
+    """This contract runs on a Redis Cluster too."""
+    yield from backend(request, prefix)
+
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 
@@ -107,6 +116,9 @@ class GatedClient:
         self.gate.wait()
         return self.inner.xread(streams)
 
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
 
 def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pubsub_factory):
     # Found by the benchmark's resume phase: a client dropped after seq 4 while
@@ -115,7 +127,7 @@ def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pu
     sid = started(store)
     deltas(store, sid, 2, ["a", "b", "c", "d", "e"])
     client = GatedClient(store.redis)
-    hub = TailHub(client, pubsub_factory, store.keys.activity_channel)
+    hub = TailHub(client, pubsub_factory)
     key = store.keys.events(sid).encode()
     try:
         sub = hub.subscribe(key.decode(), 4)
@@ -140,11 +152,14 @@ class RecordingClient:
         self.reads.append(set(streams))
         return self.inner.xread(streams)
 
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
 
 def test_reads_name_only_the_streams_that_were_written(store, pubsub_factory):
     busy, *quiet = [started(store) for _ in range(3)]
     client = RecordingClient(store.redis)
-    hub = TailHub(client, pubsub_factory, store.keys.activity_channel, full_read_seconds=3600)
+    hub = TailHub(client, pubsub_factory, full_read_seconds=3600)
     try:
         for sid in quiet:
             hub.subscribe(store.keys.events(sid), 1)
@@ -189,13 +204,13 @@ def test_a_lost_subscription_ends_followers_so_clients_resume(store, pubsub_fact
     dropped = threading.Event()
 
     class Client:
-        def __init__(self) -> None:
-            self.inner = pubsub_factory()
+        def __init__(self, node: str = "") -> None:
+            self.inner = pubsub_factory(node)
 
         def pubsub(self):
             return DroppablePubSub(self.inner.pubsub(), dropped, silently)
 
-    hub = TailHub(store.redis, Client, store.keys.activity_channel)
+    hub = TailHub(store.redis, Client)
     try:
         stream = events(store, hub, sid, 1, idle_timeout=5)
         deltas(store, sid, 2, ["a"])
@@ -218,8 +233,7 @@ def test_a_subscription_killed_by_redis_ends_followers(prefix, redis_url):
     name = f"{prefix}-hub"
     client = redis.Redis.from_url(redis_url, protocol=2)
     real = StreamStore(client, Keys(prefix), 3600)
-    hub = TailHub(client, lambda: redis.Redis.from_url(redis_url, client_name=name, protocol=2),
-                  real.keys.activity_channel)
+    hub = TailHub(client, lambda node: redis.Redis.from_url(redis_url, client_name=name, protocol=2))
     try:
         sid = started(real)
         stream = events(real, hub, sid, 1, idle_timeout=5)
@@ -240,7 +254,7 @@ def test_a_subscription_killed_by_redis_ends_followers(prefix, redis_url):
 def test_a_write_that_announced_nothing_is_found_by_the_full_read(store, pubsub_factory):
     # A worker of an older version, during a rolling deploy, appends without PUBLISH.
     sid = started(store)
-    hub = TailHub(store.redis, pubsub_factory, store.keys.activity_channel, full_read_seconds=0.1)
+    hub = TailHub(store.redis, pubsub_factory, full_read_seconds=0.1)
     try:
         stream = events(store, hub, sid, 1, idle_timeout=5)
         store.redis.xadd(store.keys.events(sid), {"t": "done", "d": "{}"}, id="0-2")
@@ -250,10 +264,19 @@ def test_a_write_that_announced_nothing_is_found_by_the_full_read(store, pubsub_
 
 
 def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_factory):
-    pubsub = pubsub_factory().pubsub()
-    pubsub.subscribe(store.keys.activity_channel)
+    appended, queued, lost = (new_stream_id() for _ in range(3))
+    subscriptions = []
 
-    def next_message(type_: str) -> bytes:
+    def subscribed(sid: str):
+        # The stream's shard channel, on the node serving its slot.
+        channel = store.keys.activity(sid)
+        pubsub = pubsub_factory(node_of(store.redis, channel)).pubsub()
+        subscriptions.append(pubsub)
+        pubsub.ssubscribe(channel)
+        assert next_message(pubsub, "ssubscribe") == 1
+        return pubsub
+
+    def next_message(pubsub, type_: str):
         while True:
             message = pubsub.get_message(timeout=10)
             assert message is not None
@@ -261,32 +284,35 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
                 return message["data"]
 
     try:
-        next_message("subscribe")
-        appended = started(store)
-        assert next_message("message") == store.keys.events(appended).encode()
-        queued = new_stream_id()
+        pubsub = subscribed(appended)
+        store.create(appended, REQUEST)
+        store.append(appended, "w", 1, [(EventType.START, {"id": appended, "model": "m", "created": 1})],
+                     begin=True)
+        assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()
+        pubsub = subscribed(queued)
         store.create(queued, REQUEST)
         store.cancel(queued)
-        assert next_message("message") == store.keys.events(queued).encode()
-        lost = new_stream_id()
+        assert next_message(pubsub, "smessage") == store.keys.events(queued).encode()
+        pubsub = subscribed(lost)
         store.create(lost, REQUEST)
         assert store.acquire_lease(lost, -1)  # its worker vanishes at once
         store.append(lost, "w", 1, [(EventType.START, {"id": lost, "model": "m", "created": 1})], begin=True)
-        assert next_message("message") == store.keys.events(lost).encode()
+        assert next_message(pubsub, "smessage") == store.keys.events(lost).encode()
         assert store.reclaim(lost, "worker_lost", max_attempts=1) == ("failed", 1)
-        assert next_message("message") == store.keys.events(lost).encode()
+        assert next_message(pubsub, "smessage") == store.keys.events(lost).encode()
     finally:
-        pubsub.close()
+        for pubsub in subscriptions:
+            pubsub.close()
 
 
 def test_a_hub_keeps_its_subscription_between_followers_for_a_while(store, pubsub_factory):
-    def counted():
-        subscriptions.append(1)
-        return pubsub_factory()
+    def counted(node: str = ""):
+        subscriptions.append(node)
+        return pubsub_factory(node)
 
-    for linger, expected in ((30.0, 1), (0.0, 2)):
-        subscriptions: list[int] = []
-        hub = TailHub(store.redis, counted, store.keys.activity_channel, linger_seconds=linger)
+    for linger in (30.0, 0.0):
+        subscriptions: list[str] = []
+        hub = TailHub(store.redis, counted, linger_seconds=linger)
         try:
             for _ in range(2):  # two clients, one after the other
                 sid = started(store)
@@ -302,4 +328,5 @@ def test_a_hub_keeps_its_subscription_between_followers_for_a_while(store, pubsu
                         assert not thread.is_alive()
         finally:
             hub.stop()
-        assert len(subscriptions) == expected
+        # One connection per node (a single Redis is one node) for both clients, or one each.
+        assert len(subscriptions) == (len(set(subscriptions)) if linger else 2)

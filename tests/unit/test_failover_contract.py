@@ -1,0 +1,133 @@
+"""What a failover that lost acknowledged writes leaves, and how the store
+repairs it without changing any seq a client may have read (spool/journal.py).
+
+A promoted replica that was behind looks like the stream with its last
+entries gone and its meta from before them; the tests make that state by hand.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import redis
+
+from spool.errors import StreamClosedError
+from spool.events import EventType
+from spool.journal import Journal
+from spool.keys import Keys, new_stream_id
+from spool.store import FAILOVER_SEQ_MARGIN, StreamStore
+from tests.unit.conftest import backend
+
+REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
+
+
+@pytest.fixture(params=["fakeredis", "redis", "cluster"])
+def redis_client(request, prefix):
+    yield from backend(request, prefix)
+
+
+def delta(text: str):
+    return (EventType.DELTA, {"text": text})
+
+
+def entries(store: StreamStore, sid: str) -> list[tuple[int, bytes, bytes]]:
+    return [(e.seq, e.type, e.data) for e in store.read(sid, 0)]
+
+
+def lose_tail(store: StreamStore, sid: str, keep: int, meta: dict) -> None:
+    """Make the stream look as a replica that had only seqs <= keep would."""
+    key = store.keys.events(sid)
+    kept = store.redis.xrange(key, "-", f"0-{keep}")
+    store.redis.delete(key)  # XDEL would leave the stream's last id where it was
+    for entry_id, fields in kept:
+        store.redis.xadd(key, fields, id=entry_id)
+    store.redis.hset(store.keys.meta(sid), mapping={"last_seq": keep, **meta})
+
+
+def test_the_live_writer_restores_a_lost_tail_identically(store):
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.acquire_lease(sid, 30, writer="w").started  # seq 1: start
+    store.append(sid, "w", 2, [delta("a"), delta("b")])
+    store.append(sid, "w", 4, [delta("c")])
+    read_by_clients = entries(store, sid)
+    lose_tail(store, sid, 2, {})
+    result = store.append(sid, "w", 5, [delta("d")])
+    assert result.last_seq == 5
+    # Seqs 3 and 4 are back with the content clients read; nothing else moved.
+    assert entries(store, sid)[:4] == read_by_clients
+    assert [json.loads(e.data)["text"] for e in store.read(sid, 1)] == ["a", "b", "c", "d"]
+
+
+def test_a_lost_claim_is_restored_from_the_start(store):
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.acquire_lease(sid, 30, writer="w").started
+    store.append(sid, "w", 2, [delta("a")])
+    read_by_clients = entries(store, sid)
+    # The replica never saw the lease: the stream is queued and empty there.
+    lose_tail(store, sid, 0, {"status": "queued", "writer": ""})
+    store.append(sid, "w", 3, [delta("b")])
+    assert entries(store, sid)[:2] == read_by_clients
+    assert store.meta(sid)["status"] == "running" and store.meta(sid)["writer"] == "w"
+
+
+def test_a_requeued_stream_is_not_taken_back(store):
+    # A reclaim (not a failover) requeued it: the writer's events are all there.
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.acquire_lease(sid, -1, writer="w").started
+    store.append(sid, "w", 2, [delta("a")])
+    assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w", 3, [delta("b")])
+
+
+def test_a_tail_the_writer_never_wrote_is_not_invented(store):
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    other = StreamStore(store.redis, store.keys, store.ttl)  # another process: an empty journal
+    with pytest.raises(StreamClosedError):
+        other.append(sid, "w", 5, [delta("x")])
+
+
+def test_the_journal_keeps_a_contiguous_run_and_forgets_ended_streams():
+    journal = Journal()
+    journal.record("s", "w", 1, [delta("a"), delta("b")])
+    journal.record("s", "w", 3, [delta("c")])
+    assert journal.since("s", "w", 1, 4) == [delta("b"), delta("c")]
+    assert journal.since("s", "w", 0, 5) is None  # seq 4 was never written
+    journal.record("s", "w", 2, [delta("B")])  # a retried write replaces from its seq
+    assert journal.since("s", "w", 0, 3) == [delta("a"), delta("B")]
+    journal.record("s", "w", 3, [(EventType.DONE, {"finish_reason": "stop", "usage": None})])
+    assert journal.since("s", "w", 0, 2) is None
+
+
+def test_a_rerun_after_a_failover_skips_past_every_seq_clients_may_hold(redis_url, prefix):
+    # The writer was lost with the master: nobody can restore the tail, so
+    # the rerun's `reset` must not land on a seq clients read with other content.
+    client = redis.Redis.from_url(redis_url, protocol=2)
+    store = StreamStore(client, Keys(prefix), 3600)
+    sid = new_stream_id()
+    try:
+        store.create(sid, REQUEST)
+        assert store.acquire_lease(sid, -1, writer="w").started
+        store.append(sid, "w", 2, [delta("a")])
+        # As if the lease had been taken on another master (a replication id
+        # this server does not have).
+        client.hset(store.keys.meta(sid), "replid", "0" * 40)
+        assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+        meta = store.meta(sid)
+        assert int(meta["last_seq"]) == 2 + FAILOVER_SEQ_MARGIN and meta["history_lost"] == "1"
+        # Without a failover a rerun continues at the next seq.
+        plain = new_stream_id()
+        store.create(plain, REQUEST)
+        assert store.acquire_lease(plain, -1, writer="w").started
+        assert store.reclaim(plain, "worker_lost", max_attempts=3) == ("requeue", 2)
+        assert store.meta(plain)["last_seq"] == "1"
+    finally:
+        for key in client.scan_iter(match=f"{prefix}:*"):
+            client.delete(key)
+        client.close()
