@@ -2,7 +2,9 @@
 routes (gateway/ui_routes.py) on fakeredis.
 
 The event model of whole messages (reasoning, tool calls) is fed to the
-encoder directly; text also goes through the routes.
+encoder as the follow loop feeds it (`observe` up to the resume point,
+`encode` after it), and through the real loop (spool/tail.py `follow`) over
+a store; text also goes through the routes.
 """
 
 from __future__ import annotations
@@ -15,7 +17,11 @@ import pytest
 from gateway import create_app
 from gateway.ui_messages import to_chat_messages
 from spool.events import EventType
-from spool.ui_wire import UiMessageEncoder
+from spool.keys import new_stream_id
+from spool.store import StoredEvent
+from spool.tail import follow
+from spool.ui_wire import DONE_FRAME, UI_PREAMBLE, UiMessageEncoder
+from spool.wire import Encoder
 
 # The keys each chunk may hold (the `ai` package's schemas are strict in v5:
 # an unknown key fails the whole stream).
@@ -67,10 +73,23 @@ def chunks_of(body: bytes) -> list:
     return chunks
 
 
-def encode(events: list[tuple[str, dict]], **kwargs) -> bytes:
+def stored(seq: int, type_: str, data: dict) -> StoredEvent:
+    return StoredEvent(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
+
+
+def encode(events: list[tuple[str, dict]], *, after: int = 0, **kwargs) -> bytes:
+    """The response body as the follow loop makes it: the events up to `after`
+    observed, the rest encoded until the encoder is finished."""
     encoder = UiMessageEncoder("sid", **kwargs)
-    out = b"".join(encoder.feed(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
-                   for seq, (type_, data) in enumerate(events, start=1))
+    out = b""
+    for seq, (type_, data) in enumerate(events, start=1):
+        event = stored(seq, type_, data)
+        if seq <= after:
+            encoder.observe(event)
+            continue
+        out += encoder.encode(event)
+        if encoder.finished:
+            break
     assert encoder.finished
     return out
 
@@ -114,9 +133,9 @@ def test_reasoning_then_text_then_refusal():
 def test_tool_calls():
     body = encode([
         START, ("delta", {"text": "Let me look."}),
-        ("tool_call", {"index": 0, "id": "call_1", "type": "function", "name": "weather"}),
+        ("tool_call", {"index": 0, "id": "call_1", "tool_type": "function", "name": "weather"}),
         ("tool_call_delta", {"index": 0, "arguments": '{"city":'}),
-        ("tool_call", {"index": 1, "id": "call_2", "type": "function", "name": "time"}),
+        ("tool_call", {"index": 1, "id": "call_2", "tool_type": "function", "name": "time"}),
         ("tool_call_delta", {"index": 0, "arguments": '"Paris"}'}),
         ("tool_call_delta", {"index": 1, "arguments": "{not json"}),
         ("done", {"finish_reason": "tool_calls", "usage": {"prompt_tokens": 1}}),
@@ -139,7 +158,7 @@ def test_tool_calls():
 
 
 def test_a_custom_tool_input_is_text():
-    chunks = chunks_of(encode([START, ("tool_call", {"index": 0, "id": "c", "type": "custom", "name": "sql"}),
+    chunks = chunks_of(encode([START, ("tool_call", {"index": 0, "id": "c", "tool_type": "custom", "name": "sql"}),
                                ("tool_call_delta", {"index": 0, "arguments": "SELECT 1"}), DONE]))
     assert {"type": "tool-input-available", "toolCallId": "c", "toolName": "sql", "input": "SELECT 1"} in chunks
 
@@ -163,10 +182,10 @@ def test_reset_before_anything_visible_passes_unseen():
     assert [c.get("delta") for c in chunks if c["type"] == "text-delta"] == ["whole"]
 
 
-RESET_AFTER_TEXT = [START, ("delta", {"text": "half"}), ("tool_call", {"index": 0, "id": "c", "type": "function",
+RESET_AFTER_TEXT = [START, ("delta", {"text": "half"}), ("tool_call", {"index": 0, "id": "c", "tool_type": "function",
                                                                       "name": "f"}),
                     ("reset", {"attempt": 2, "reason": "worker_lost"}),
-                    ("delta", {"text": "whole"}), ("tool_call", {"index": 0, "id": "d", "type": "function",
+                    ("delta", {"text": "whole"}), ("tool_call", {"index": 0, "id": "d", "tool_type": "function",
                                                                  "name": "g"}),
                     ("tool_call_delta", {"index": 0, "arguments": "{}"}), DONE]
 
@@ -191,27 +210,85 @@ def test_replay_skips_everything_before_the_last_reset():
     ]
 
 
-@pytest.mark.parametrize("after", range(0, 5))
+@pytest.mark.parametrize("after", range(0, 4))
 def test_after_gives_exactly_the_rest(after):
     events = [START, ("delta", {"text": "a"}), ("reasoning", {"text": "b"}), DONE]
     whole = parse_sse(encode(events))
     assert parse_sse(encode(events, after=after)) == [f for f in whole if f[0] is None or f[0] > after]
 
 
+def test_the_tool_calls_before_the_resume_point_are_remembered():
+    # The arguments streamed before `after` still make the call's input.
+    events = [START, ("tool_call", {"index": 0, "id": "c", "tool_type": "function", "name": "f"}),
+              ("tool_call_delta", {"index": 0, "arguments": '{"a":'}),
+              ("tool_call_delta", {"index": 0, "arguments": " 1}"}), ("done", {"finish_reason": "tool_calls"})]
+    assert chunks_of(encode(events, after=3)) == [
+        {"type": "tool-input-delta", "toolCallId": "c", "inputTextDelta": " 1}"},
+        {"type": "tool-input-available", "toolCallId": "c", "toolName": "f", "input": {"a": 1}},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "tool-calls"},
+    ]
+
+
+def test_a_resume_past_a_reset_after_text_gets_only_done():
+    assert encode(RESET_AFTER_TEXT, after=4) == DONE_FRAME
+
+
 def test_an_interrupted_response_ends_with_an_error():
     encoder = UiMessageEncoder("sid")
-    encoder.feed(1, b"start", b"{}")
-    encoder.feed(2, b"delta", b'{"text":"a"}')
-    chunks = chunks_of(encoder.end("interrupted"))
-    assert chunks == [{"type": "text-end", "id": "text-2"}, {"type": "error", "errorText": "interrupted"}]
-    assert encoder.end("again") == b""
+    encoder.encode(stored(1, "start", {}))
+    encoder.encode(stored(2, "delta", {"text": "a"}))
+    chunks = chunks_of(encoder.interrupted())
+    assert chunks == [{"type": "text-end", "id": "text-2"},
+                      {"type": "error", "errorText": "the stream was interrupted; reconnect to resume"}]
+    assert encoder.interrupted() == b""
 
 
 def test_text_with_unexpected_keys_is_decoded():
     encoder = UiMessageEncoder("sid")
-    encoder.feed(1, b"start", b"{}")
-    frames = encoder.feed(2, b"delta", b'{"text":"a","x":"b"}')
+    encoder.encode(stored(1, "start", {}))
+    frames = encoder.encode(StoredEvent(2, b"delta", b'{"text":"a","x":"b"}'))
     assert parse_sse(frames)[-1][1] == {"type": "text-delta", "id": "text-2", "delta": "a"}
+
+
+def test_it_is_an_encoder_of_the_one_loop():
+    encoder = UiMessageEncoder("sid")
+    assert isinstance(encoder, Encoder) and encoder.wants_history and encoder.name == "ui"
+    assert encoder.preamble == UI_PREAMBLE and encoder.queued(3) == encoder.heartbeat
+    assert UiMessageEncoder("sid", ended=True).preamble == UI_PREAMBLE + DONE_FRAME
+
+
+FOLLOWED = [
+    (EventType.REASONING, {"text": "hm "}), (EventType.DELTA, {"text": "Let me "}),
+    (EventType.DELTA, {"text": "look."}),
+    (EventType.TOOL_CALL, {"index": 0, "id": "call_1", "tool_type": "function", "name": "weather"}),
+    (EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": '{"city": '}),
+    (EventType.TOOL_CALL, {"index": 1, "id": "call_2", "tool_type": "custom", "name": "sql"}),
+    (EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": '"Köln"}'}),
+    (EventType.TOOL_CALL_DELTA, {"index": 1, "arguments": "SELECT 1"}),
+    (EventType.DONE, {"finish_reason": "tool_calls", "usage": None}),
+]
+
+
+def test_followed_from_every_seq_the_frames_are_exactly_the_rest(store, hub):
+    # Through the real follow loop (history observed, the rest from the store).
+    sid = new_stream_id()
+    store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"})
+    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}), *FOLLOWED], begin=True)
+    last = len(FOLLOWED) + 1
+
+    def body(after: int) -> bytes:
+        ended = after >= last
+        out = b"".join(follow(store, hub, sid, after, UiMessageEncoder(sid, ended=ended), 5.0, ended=ended))
+        assert out.startswith(UI_PREAMBLE) and out.endswith(DONE_FRAME)
+        return out
+
+    whole = parse_sse(body(0))
+    chunks = chunks_of(body(0))
+    assert {"type": "tool-input-available", "toolCallId": "call_1", "toolName": "weather",
+            "input": {"city": "Köln"}} in chunks
+    assert {"type": "tool-input-available", "toolCallId": "call_2", "toolName": "sql", "input": "SELECT 1"} in chunks
+    for after in range(1, last + 1):
+        assert parse_sse(body(after)) == [f for f in whole if f[0] is None or f[0] > after], after
 
 
 # --- UI messages -> chat messages -------------------------------------------------
