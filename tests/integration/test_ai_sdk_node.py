@@ -12,6 +12,7 @@ import pytest
 import requests
 
 from spool.mock_upstream import expected_text
+from spool.store import StoredEvent
 from spool.ui_wire import UiMessageEncoder
 from tests.conftest import STRICT
 from tests.stack import ROOT, start_stack
@@ -27,9 +28,9 @@ TOOL_EVENTS = [
     ("start", {"id": "stream-id", "model": "m", "created": 1}),
     ("reasoning", {"text": "Thinking "}), ("reasoning", {"text": "it over."}),
     ("delta", {"text": "Let me look that up."}),
-    ("tool_call", {"index": 0, "id": "call_1", "type": "function", "name": "get_weather"}),
+    ("tool_call", {"index": 0, "id": "call_1", "tool_type": "function", "name": "get_weather"}),
     ("tool_call_delta", {"index": 0, "arguments": '{"city": "Par'}),
-    ("tool_call", {"index": 1, "id": "call_2", "type": "function", "name": "get_time"}),
+    ("tool_call", {"index": 1, "id": "call_2", "tool_type": "function", "name": "get_time"}),
     ("tool_call_delta", {"index": 0, "arguments": 'is", "days": [1, 2]}'}),
     ("tool_call_delta", {"index": 1, "arguments": "{broken"}),
     ("done", {"finish_reason": "tool_calls", "usage": None}),
@@ -40,7 +41,8 @@ CANCELLED_EVENTS = [("start", {"id": "stream-id", "model": "m", "created": 1}), 
 
 def encoded(events: list[tuple[str, dict]]) -> str:
     encoder = UiMessageEncoder("stream-id")
-    frames = [encoder.feed(seq, t.encode(), json.dumps(d).encode()) for seq, (t, d) in enumerate(events, 1)]
+    frames = [encoder.encode(StoredEvent(seq, t.encode(), json.dumps(d).encode()))
+              for seq, (t, d) in enumerate(events, 1)]
     return b"".join(frames).decode()
 
 
