@@ -58,7 +58,8 @@ def send_messages():
         raise ApiError(400, "invalid_request", "body must be a JSON object")
     chat_id = _chat_id(body.get("id"))
     extra = {k: v for k, v in body.items() if k not in TRANSPORT_FIELDS}
-    parsed = parse_completion_request({**extra, "messages": to_chat_messages(body.get("messages"))}, s.settings)
+    messages = to_chat_messages(body.get("messages"), extra.get("tools"))
+    parsed = parse_completion_request({**extra, "messages": messages}, s.settings)
     stream_id = new_stream_id()
     queue_stream(stream_id, parsed.chat, "ui")
     # The stream is kept stream_ttl after its last write: remember it as long.

@@ -167,7 +167,8 @@ def test_a_tool_call_shows_as_a_tool_part(context, web_stack):
     expect(page.get_by_test_id("error")).to_have_count(0)
     assert tool.get_attribute("data-tool") == "get_weather"
     arguments = tool_arguments(TOOL, prompt)
-    assert tool.inner_text() == f"get_weather({json.dumps(json.loads(arguments), separators=(',', ':'), ensure_ascii=False)})"
+    shown = json.dumps(json.loads(arguments), separators=(",", ":"), ensure_ascii=False)  # JSON.stringify
+    assert tool.inner_text() == f"get_weather({shown})"
     stream_id = page.get_by_test_id("message-assistant").get_attribute("data-id")
     snapshot = requests.get(f"{web_stack.base_url}/v1/streams/{stream_id}", timeout=5).json()
     assert snapshot["finish_reason"] == "tool_calls"

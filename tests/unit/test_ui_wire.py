@@ -15,9 +15,11 @@ import fakeredis
 import pytest
 
 from gateway import create_app
+from gateway.openai_request import parse_completion_request
 from gateway.ui_messages import to_chat_messages
 from spool.events import EventType
 from spool.keys import new_stream_id
+from spool.settings import Settings
 from spool.store import StoredEvent
 from spool.tail import follow
 from spool.ui_wire import DONE_FRAME, UI_PREAMBLE, UiMessageEncoder
@@ -338,6 +340,65 @@ def test_files_and_tool_parts():
     ]
 
 
+WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+SQL = {"type": "custom", "custom": {"name": "sql"}}
+# A whole tool loop as useChat holds it after the tools ran: the user's
+# question (with an image), the assistant's step with two calls and their
+# outputs, its answer after them, and the next question.
+TOOL_ROUND_TRIP = [
+    {"id": "u1", "role": "user", "parts": [
+        {"type": "text", "text": "Weather in Oslo? And count the rows."},
+        {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,iVBORw0KGgo="},
+        {"type": "file", "mediaType": "audio/wav", "url": "data:audio/wav;base64,UklGRg=="},
+        {"type": "file", "mediaType": "text/plain", "filename": "a.txt", "url": "data:text/plain;base64,aGk="},
+    ]},
+    {"id": "a1", "role": "assistant", "parts": [
+        {"type": "step-start"},
+        {"type": "reasoning", "text": "two tools", "state": "done"},
+        {"type": "tool-weather", "toolCallId": "call_1", "state": "output-available",
+         "input": {"city": "Oslo"}, "output": {"celsius": 3}},
+        {"type": "tool-sql", "toolCallId": "call_2", "state": "output-available",
+         "input": "SELECT count(*) FROM t", "output": "42"},
+        {"type": "step-start"},
+        {"type": "text", "text": "3 °C, and 42 rows.", "state": "done"},
+    ]},
+    {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "Thanks"}]},
+]
+TOOL_ROUND_TRIP_CHAT = [
+    {"role": "user", "content": [
+        {"type": "text", "text": "Weather in Oslo? And count the rows."},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+        {"type": "file", "file": {"file_data": "data:text/plain;base64,aGk=", "filename": "a.txt"}},
+    ]},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+        {"id": "call_2", "type": "custom", "custom": {"name": "sql", "input": "SELECT count(*) FROM t"}},
+    ]},
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"celsius": 3}'},
+    {"role": "tool", "tool_call_id": "call_2", "content": "42"},
+    {"role": "assistant", "content": "3 °C, and 42 rows."},
+    {"role": "user", "content": "Thanks"},
+]
+
+
+def test_a_tool_round_trip_becomes_chat_messages_the_validator_accepts():
+    messages = to_chat_messages(TOOL_ROUND_TRIP, [WEATHER, SQL])
+    assert messages == TOOL_ROUND_TRIP_CHAT
+    # Checked as the chat completions route checks them (gateway/messages.py),
+    # unknown keys refused: nothing is forwarded that the validator would not take.
+    parsed = parse_completion_request({"model": "mock", "tools": [WEATHER, SQL], "messages": messages},
+                                      Settings(forward_unknown_params=0, models="*"))
+    assert parsed.chat["messages"] == TOOL_ROUND_TRIP_CHAT
+
+
+def test_without_the_custom_tool_offered_a_call_is_a_function_call():
+    calls = to_chat_messages(TOOL_ROUND_TRIP)[1]["tool_calls"]
+    assert calls[1] == {"id": "call_2", "type": "function",
+                        "function": {"name": "sql", "arguments": "SELECT count(*) FROM t"}}
+
+
 # --- the routes on fakeredis ------------------------------------------------------
 
 @pytest.fixture
@@ -415,6 +476,32 @@ def test_send_resume_stop_and_ownership(app):
 
     stopped = client.post("/v1/ui/chat/chat1/stop", headers=auth())
     assert stopped.status_code == 200 and stopped.get_json() == {"id": stream_id, "status": "done"}
+
+
+def test_a_tool_round_trip_is_queued_as_chat_messages(app):
+    client = app.test_client()
+    body = {"id": "tools", "trigger": "submit-message", "messageId": None, "model": "mock",
+            "tools": [WEATHER, SQL], "messages": TOOL_ROUND_TRIP}
+    response = client.post("/v1/ui/chat", json=body, headers=auth())
+    assert response.status_code == 200, response.data
+    response.close()
+    request = json.loads(app.extensions["spool"].store.meta(response.headers["X-Stream-Id"])["request"])
+    assert request["messages"] == TOOL_ROUND_TRIP_CHAT and request["params"]["tools"] == [WEATHER, SQL]
+
+
+def test_resume_points_at_and_past_the_end(app):
+    client = app.test_client()
+    response = client.post("/v1/ui/chat", json=ui_body("ends"), headers=auth())
+    stream_id = response.headers["X-Stream-Id"]
+    response.close()
+    finish(app, stream_id, (EventType.DELTA, {"text": "a"}))
+    # Live and not at its end: a cursor beyond the last event is refused.
+    beyond = client.get("/v1/ui/chat/ends/stream", headers={**auth(), "Last-Event-ID": "3"})
+    assert beyond.status_code == 400 and beyond.get_json()["error"]["code"] == "invalid_cursor"
+    app.extensions["spool"].store.append(stream_id, "w", 3, [(EventType.DONE, {"finish_reason": "stop"})])
+    for after in (3, 9):  # at the end, and past it: only [DONE], at once
+        rest = client.get(f"/v1/ui/chat/ends/stream?after={after}", headers=auth())
+        assert rest.status_code == 200 and rest.data == UI_PREAMBLE + DONE_FRAME
 
 
 def test_stop_a_queued_answer(app):
