@@ -16,11 +16,21 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The React page; `spool dev` serves frontend/dist when it exists.
-frontend:
-	@if [ -f frontend/package.json ]; then \
-		cd frontend && npm ci --no-audit --no-fund && npm run build; \
-	fi
+# The React page; `spool dev` serves frontend/dist when it exists. Rebuilt
+# only when its sources changed (npm ci only when the lock file did).
+FRONTEND_SOURCES := $(filter-out %.test.ts,$(shell find frontend/src -type f 2>/dev/null)) \
+	frontend/index.html frontend/package.json frontend/tsconfig.json frontend/vite.config.ts
+NODE_STAMP := frontend/node_modules/.spool-installed
+
+$(NODE_STAMP): frontend/package-lock.json
+	cd frontend && npm ci --no-audit --no-fund
+	touch $@
+
+frontend/dist/index.html: $(NODE_STAMP) $(FRONTEND_SOURCES)
+	cd frontend && npm run build
+	touch $@
+
+frontend: frontend/dist/index.html
 
 # The official openai npm package, for tests/integration/test_openai_node.py.
 sdk-node:
@@ -38,9 +48,10 @@ ai-sdk-example:
 system-deps:
 	@scripts/system-deps
 
+# `make dev PORT=9000` for another port than 8000. Ctrl-C stops it cleanly.
 dev: install
-	@$(MAKE) --no-print-directory frontend || echo "frontend build failed: serving the API only"
-	$(BIN)/spool dev
+	@$(MAKE) -s --no-print-directory frontend || echo "frontend build failed: serving the API only"
+	@$(BIN)/spool dev $(if $(PORT),--port $(PORT))
 
 test: install system-deps frontend sdk-node ai-sdk-node ai-sdk-example test-python test-frontend
 

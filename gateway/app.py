@@ -20,6 +20,7 @@ from gateway.routes import api
 from gateway.services import Services
 from gateway.static import register_static
 from gateway.ui_routes import ui_api
+from gateway.upstream_info import upstream_info
 from spool.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def create_app(config: Mapping[str, Any] | None = None, *, redis_client: redis.R
     app.register_blueprint(openai_api)
     app.register_blueprint(ui_api)
     app.register_blueprint(ops)
+    app.register_blueprint(upstream_info)
     if settings.static_dir:
         register_static(app, settings.static_dir)
     register_no_store(app)

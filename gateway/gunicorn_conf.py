@@ -5,6 +5,7 @@ imported; `preload_app` must stay off, or ssl would be imported unpatched.
 """
 
 import glob
+import importlib.util
 import os
 
 from spool.logs import gunicorn_logconfig
@@ -14,13 +15,29 @@ from spool.security_config import exit_on_error
 # pattern...) exits here, in the master, with one line naming the setting.
 exit_on_error()
 
-worker_class = "gevent"
+
+def _load_worker_module():
+    # By path, like this file: importing the gateway package in the master
+    # would import ssl before the gevent workers patch it.
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "gunicorn_worker.py")
+    spec = importlib.util.spec_from_file_location("spool_gunicorn_worker", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_worker = _load_worker_module()
+# gevent's worker, with deadlines for slow peers and JSON error pages.
+worker_class = _worker.SpoolWorker
 worker_connections = int(os.environ.get("SPOOL_GATEWAY_CONNECTIONS", "4000"))
 preload_app = False
 # Streams are long-lived; a worker is only "stuck" if it stops heartbeating to the arbiter.
 timeout = 60
 graceful_timeout = int(os.environ.get("SPOOL_GATEWAY_GRACE", "10"))
-keepalive = 75
+# gunicorn's gevent worker bounds the keep-alive wait and the read of the
+# request's headers together; SpoolWorker.timeout_ctx uses the same value.
+# nginx's idle upstream connections must time out sooner (nginx/templates).
+keepalive = max(1, round(_worker.HEADER_TIMEOUT))
 accesslog = "-"
 # gunicorn's default format logs the request line with its query string, where
 # a stream's read token travels (`?token=`): log the path (%(U)s) only, and no

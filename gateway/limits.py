@@ -24,7 +24,7 @@ import redis
 from flask import Flask, g, request
 
 from gateway.auth import API_PREFIX
-from gateway.errors import ApiError, error_response
+from gateway.errors import ApiError
 from gateway.services import services
 from spool.events import StreamStatus
 
@@ -51,22 +51,8 @@ BUSY_RETRY_AFTER = 5
 _TERMINAL = frozenset(s.value.encode() for s in StreamStatus if s.is_terminal)
 
 
-class TooManyRequests(ApiError):
-    """429 or 503 with the Retry-After the client should honour."""
-
-    def __init__(self, status: int, code: str, message: str, retry_after: int) -> None:
-        super().__init__(status, code, message)
-        self.retry_after = max(1, retry_after)
-
-
 def register_limits(app: Flask) -> None:
     """Count every /v1 request against its client's per-minute limit."""
-
-    @app.errorhandler(TooManyRequests)
-    def _limited(exc: TooManyRequests):
-        response = error_response(exc.status, exc.code, exc.message)
-        response.headers["Retry-After"] = str(exc.retry_after)
-        return response
 
     @app.before_request
     def _rate_limit():
@@ -76,11 +62,11 @@ def register_limits(app: Flask) -> None:
 
 
 def check_rate(client: redis.Redis, key_for, subject: str, limit: int, now: float | None = None) -> None:
-    """Count one request of `subject`; raise TooManyRequests past `limit` a minute."""
+    """Count one request of `subject`; raise ApiError 429 past `limit` a minute."""
     window = int((time.time() if now is None else now) // WINDOW_SECONDS)
     count, ttl = client.register_script(_RATE)(keys=[key_for(subject, window)], args=[WINDOW_SECONDS])
     if count > limit:
-        raise TooManyRequests(429, "rate_limited", f"more than {limit} requests a minute", int(ttl))
+        raise ApiError(429, "rate_limited", f"more than {limit} requests a minute", retry_after=int(ttl))
 
 
 def admit_stream(stream_id: str) -> None:
@@ -90,7 +76,7 @@ def admit_stream(stream_id: str) -> None:
     s = services()
     depth = s.settings.max_queue_depth
     if depth and s.queue.count >= depth:
-        raise TooManyRequests(503, "queue_full", "too many answers are waiting; retry shortly", BUSY_RETRY_AFTER)
+        raise ApiError(503, "queue_full", "too many answers are waiting; retry shortly", retry_after=BUSY_RETRY_AFTER)
     limit = s.settings.max_concurrent_streams
     if limit:
         key = s.store.keys.live_streams(g.spool_subject)
@@ -99,8 +85,8 @@ def admit_stream(stream_id: str) -> None:
             keys=[key], args=[limit, time.time(), stream_id, s.settings.stream_ttl]
         )
         if not admitted:
-            raise TooManyRequests(429, "too_many_streams", f"at most {limit} live streams at a time",
-                                  BUSY_RETRY_AFTER)
+            raise ApiError(429, "too_many_streams", f"at most {limit} live streams at a time",
+                           retry_after=BUSY_RETRY_AFTER)
 
 
 def prune_ended(client: redis.Redis, key: str, meta_key_for) -> int:

@@ -25,6 +25,8 @@ from prometheus_client.core import GaugeMetricFamily
 from rq import Queue
 from rq.registry import StartedJobRegistry
 
+from spool.redis_health import RedisMemoryCollector
+
 # The `_created` series double every counter for no dashboard use.
 disable_created_metrics()
 
@@ -32,6 +34,12 @@ STREAMS_CREATED = Counter("spool_streams_created_total", "Streams created, by AP
 STREAM_RESPONSES = Counter("spool_gateway_stream_responses_total", "Stream responses started, by wire format", ["format"])
 RESUMES = Counter("spool_gateway_resumes_total", "Stream responses that resumed after a seq (after > 0)")
 ACTIVE_STREAMS = Gauge("spool_gateway_active_streams", "Stream responses open now", multiprocess_mode="livesum")
+SLOW_CLIENTS_CUT = Counter(
+    "spool_gateway_slow_clients_cut_total",
+    "Connections cut by the gateway's worker: io_timeout (a reader that stopped reading, or a stalled body), "
+    "per_ip_cap (SPOOL_GATEWAY_MAX_CONNECTIONS_PER_IP)",
+    ["reason"],
+)
 REDIS_ERRORS = Counter("spool_gateway_redis_errors_total", "Requests that failed because Redis was unreachable")
 
 
@@ -75,4 +83,5 @@ def exposition(queue: Queue) -> tuple[bytes, str]:
         processes = REGISTRY
     scraped = CollectorRegistry()
     scraped.register(QueueCollector(queue))
+    scraped.register(RedisMemoryCollector(queue.connection))
     return generate_latest(processes) + generate_latest(scraped), CONTENT_TYPE_LATEST

@@ -27,7 +27,7 @@ class CompletionRequest:
 
 
 def _invalid(message: str, param: str | None) -> ApiError:
-    return ApiError(400, "invalid_request", message, param)
+    return ApiError(400, "invalid_request", message, param=param)
 
 
 def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest:
@@ -52,9 +52,9 @@ def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest
     # OpenAI answers an unknown one with 404, not a validation error.
     allowed = allowed_models(settings)
     if allowed and isinstance(body.get("model"), str) and body["model"] not in allowed:
-        raise ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist", "model")
+        raise ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist", param="model")
     try:
         chat = validate_chat(body, settings)
     except RequestError as exc:
-        raise _invalid(exc.message, exc.param or None) from None
+        raise _invalid(exc.message, param=exc.param or None) from None
     return CompletionRequest(chat, stream, include_usage)

@@ -12,12 +12,10 @@ import logging
 import time
 from typing import Any
 
-import redis
 from flask import Blueprint, Response, jsonify, request
-from werkzeug.exceptions import HTTPException
 
 from gateway import metrics
-from gateway.errors import REDIS_RETRY_AFTER, ApiError
+from gateway.errors import render_openai
 from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
 from gateway.services import Services, services
@@ -86,22 +84,6 @@ def _error(status: int, body: dict[str, Any]) -> Response:
     return response
 
 
-@openai_api.errorhandler(ApiError)
-def _api_error(exc: ApiError):
-    type_ = "server_error" if exc.status >= 500 else "invalid_request_error"
-    return _error(exc.status, error_body(exc.code, exc.message, type_, getattr(exc, "param", None)))
-
-
-@openai_api.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):
-    status = exc.code or 500
-    return _error(status, error_body("http_error", exc.description or exc.name, "invalid_request_error"))
-
-
-@openai_api.errorhandler(redis.RedisError)
-def _redis_error(exc: redis.RedisError):
-    metrics.REDIS_ERRORS.inc()
-    log.error("Redis unavailable: %s", exc)
-    response = _error(503, error_body("unavailable", "the stream store is unavailable; retry shortly", "server_error"))
-    response.headers["Retry-After"] = REDIS_RETRY_AFTER
-    return response
+# One handler for every error on these routes, ApiError or not: OpenAI's shape,
+# Retry-After included (gateway/errors.py).
+openai_api.register_error_handler(Exception, render_openai)

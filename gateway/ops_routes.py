@@ -13,25 +13,40 @@ from rq import Worker
 from gateway import metrics
 from gateway.services import services
 from spool.logs import bind, clear
+from spool.redis_health import memory, write_refusal
 
 log = logging.getLogger(__name__)
 
 ops = Blueprint("ops", __name__)
 
-# A worker heartbeats every 10 s (worker/rq_worker.py); three missed beats
+# A worker heartbeats every 10 s (worker/rq_books.py); three missed beats
 # and it no longer counts.
 HEARTBEAT_MAX_AGE = 30.0
 
 
 @ops.get("/readyz")
 def readyz():
+    """Ready when Redis answers and has room to write, and a worker on the
+    queue heartbeated lately. The reasons name no address and quote no
+    Redis error: the cause is logged here instead."""
     s = services()
     try:
         s.redis.ping()
+        refusal = write_refusal(s.redis, f"{s.store.keys.prefix}:readyz-probe")
+        figures = memory(s.redis)
         workers = Worker.all(queue=s.queue)
     except redis.RedisError as exc:
         metrics.REDIS_ERRORS.inc()
-        return _not_ready("redis_unreachable", f"Redis is unreachable: {exc}")
+        log.warning("readiness: Redis unreachable (%s)", exc)
+        return _not_ready("redis_unreachable", "redis unavailable")
+    if refusal == "full" or (figures is not None and figures.full):
+        if figures is not None:
+            log.warning("readiness: Redis full (%d of %d bytes used, policy %s)", figures.used, figures.maxmemory,
+                        figures.policy)
+        return _not_ready("redis_full", "redis full: it refuses writes until memory is freed")
+    if refusal == "readonly":
+        log.warning("readiness: Redis is a read-only replica (after a failover?)")
+        return _not_ready("redis_readonly", "redis read-only: it refuses writes")
     now = time.time()
     fresh = [w.name for w in workers if w.last_heartbeat and now - w.last_heartbeat.timestamp() <= HEARTBEAT_MAX_AGE]
     if not fresh:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+
+import redis
+
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from gateway.auth import access, may_access
-from gateway.errors import ApiError
+from gateway.errors import ApiError, as_api_error
 from gateway.intake import queue_stream
 from gateway.openai_routes import openai_events_response
 from gateway.services import services
@@ -35,43 +38,101 @@ def healthz():
 
 @api.post("/v1/streams")
 def create_stream():
-    s = services()
-    chat = parse_chat_request(request, s.settings)
+    chat = parse_chat_request(request, services().settings)
     fmt = _accepted_stream_format()
-    idempotency_key = request.headers.get("Idempotency-Key")
+    key = request.headers.get("Idempotency-Key")
+    if key is not None:
+        stream_id, replayed = _idempotent_stream(key, chat)
+        return _created_response(stream_id, fmt, replayed=replayed)
     stream_id = new_stream_id()
-    if idempotency_key is not None:
-        existing = _bind_idempotency_key(idempotency_key, stream_id, chat)
-        if existing is not None:
-            return _created_response(existing, fmt, replayed=True)
-    try:
-        queue_stream(stream_id, chat, "spool")
-    except Exception:
-        if idempotency_key is not None:
-            idempotency.release(s.redis, s.store.keys, _scoped(idempotency_key))
-        raise
+    queue_stream(stream_id, chat, "spool")
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     return _created_response(stream_id, fmt)
+
+
+# How often a request may find its key's record gone or stale and claim again
+# (a claimer that gave up, a stream that expired before its key): twice is
+# already a race within a race.
+_CLAIM_ATTEMPTS = 3
+
+
+def _idempotent_stream(key: str, chat: dict) -> tuple[str, bool]:
+    """The stream `key` names: (a stream this request created, False), or
+    (the stream the first request with `key` created, True). A refusal of the
+    first request (429, 503) is raised again, the same, for every retry
+    until its Retry-After has passed (spool/idempotency.py)."""
+    s = services()
+    if not idempotency.is_valid_key(key):
+        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
+    records = idempotency.IdempotencyKeys(s.redis, s.store.keys)
+    name = records.name(_scoped(key))
+    print_ = idempotency.fingerprint(chat)
+    for _ in range(_CLAIM_ATTEMPTS):
+        record, claimed = records.claim(name, new_stream_id(), print_)
+        if claimed:
+            return _create_claimed(records, name, record, chat), False
+        if record.fingerprint != print_:
+            raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+        if record.state is idempotency.State.PENDING:
+            record = records.wait(name)
+            if record is None:
+                continue  # the claimer decided nothing: claim it ourselves
+            if record.state is idempotency.State.PENDING:
+                break
+        if record.state is idempotency.State.REFUSED:
+            raise ApiError(**record.refusal)
+        if s.redis.exists(s.store.keys.meta(record.stream_id)):
+            return record.stream_id, True
+        records.forget(name, record)  # the stream expired before its key
+    raise ApiError(409, "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed",
+                   retry_after=1)
+
+
+def _create_claimed(records: idempotency.IdempotencyKeys, name: str, pending: idempotency.Record,
+                    chat: dict) -> str:
+    """Create the stream `pending` claimed, and decide the key: the stream,
+    or the refusal every concurrent retry will get too."""
+    s = services()
+    stream_id = pending.stream_id
+    try:
+        queue_stream(stream_id, chat, "spool")
+    except Exception as exc:
+        error = as_api_error(exc)
+        if error.status in (429, 503):
+            refusal = {"status": error.status, "code": error.code, "message": error.message,
+                       "retry_after": error.retry_after}
+            outcome = idempotency.Record(idempotency.State.REFUSED, pending.fingerprint, refusal=refusal)
+            _decide_quietly(records, name, pending, outcome, error.retry_after or 1)
+            raise error from (None if error is exc else exc)
+        _forget_quietly(records, name, pending)
+        raise
+    outcome = idempotency.Record(idempotency.State.STREAM, pending.fingerprint, stream_id)
+    if not records.decide(name, pending, outcome, s.settings.stream_ttl):
+        log.warning("stream %s created after its Idempotency-Key's claim expired", stream_id)
+    log.info("stream %s queued (model %s)", stream_id, chat["model"])
+    return stream_id
+
+
+def _decide_quietly(records, name, pending, outcome, ttl) -> None:
+    # The refusal may be Redis itself (full, unreachable): then the claim
+    # expires on its own and waiters try again, meeting the same refusal.
+    try:
+        records.decide(name, pending, outcome, ttl)
+    except redis.RedisError as exc:
+        log.warning("could not record a refusal under its Idempotency-Key: %s", exc)
+        _forget_quietly(records, name, pending)
+
+
+def _forget_quietly(records, name, pending) -> None:
+    try:
+        records.forget(name, pending)
+    except redis.RedisError as exc:
+        log.warning("could not release an Idempotency-Key: %s", exc)
 
 
 def _scoped(idempotency_key: str) -> str:
     """The key as stored: per API key, so one client cannot replay another's stream."""
     return f"{g.spool_owner or ''}\n{idempotency_key}"
-
-
-def _bind_idempotency_key(key: str, stream_id: str, chat: dict) -> str | None:
-    """None if `key` is new (now bound to `stream_id`), else the stream it names."""
-    s = services()
-    if not idempotency.is_valid_key(key):
-        raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
-    print_ = idempotency.fingerprint(chat)
-    bound = idempotency.claim(s.redis, s.store.keys, _scoped(key), stream_id, print_, s.settings.stream_ttl)
-    if bound is None:
-        return None
-    existing, existing_print = bound
-    if existing_print != print_:
-        raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
-    return existing
 
 
 def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool = False) -> Response:
@@ -135,11 +196,22 @@ def stream_events(stream_id: str):
 def cancel_stream(stream_id: str):
     s = services()
     stream_id = _checked(stream_id)
+    bind(stream_id=stream_id)
     try:
         seen = int(s.store.meta(stream_id).get("last_seq", 0))
         status = s.store.cancel(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
+    except (redis.ConnectionError, redis.TimeoutError) as exc:
+        # Redis is really unreachable: the error handler answers 503 (retry).
+        log.warning("cancel of stream %s failed: Redis unreachable (%s: %s)", stream_id, type(exc).__name__, exc)
+        raise
+    except redis.RedisError as exc:
+        # Redis answered, with an error (a script, a wrong type): not an
+        # outage, so no 503 telling the client to retry the same thing.
+        log.error("cancel of stream %s failed: Redis refused it (%s: %s)", stream_id, type(exc).__name__, exc,
+                  exc_info=True)
+        raise ApiError(500, "internal_error", "internal error") from None
     if status.is_terminal:
         return jsonify(id=stream_id, status=status.value)
     ended = wait_for_end(s.store, s.hub, stream_id, seen, CANCEL_WAIT_SECONDS)
@@ -172,14 +244,21 @@ def _requested_format() -> WireFormat:
     return _accepted_stream_format() or WireFormat.NDJSON
 
 
+# A seq is a Redis Stream entry's sequence number: 19 digits hold any int64.
+_MAX_CURSOR_DIGITS = 19
+
+
 def _resume_point() -> int:
+    """The cursor of `?after=` or `Last-Event-ID`: ASCII digits only (`str.isdigit`
+    also accepts `²`, which `int` refuses, and `٣`, which it reads as 3)."""
     raw = request.args.get("after")
     if raw is None:
         raw = request.headers.get("Last-Event-ID")
     if raw is None or raw == "":
         return 0
-    if not raw.isdigit():
-        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID must be a non-negative integer")
+    if not (raw.isascii() and raw.isdigit() and len(raw) <= _MAX_CURSOR_DIGITS):
+        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID must be a non-negative integer",
+                       param="after")
     return int(raw)
 
 

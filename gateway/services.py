@@ -9,6 +9,7 @@ from flask import current_app
 from rq import Queue
 
 from spool.keys import Keys
+from spool.queueing import spool_queue
 from spool.redis_client import connect, connect_pubsub
 from spool.settings import Settings
 from spool.store import StreamStore
@@ -45,7 +46,7 @@ class Services:
             settings=settings,
             redis=client,
             store=StreamStore(client, keys, settings.stream_ttl),
-            queue=Queue(settings.queue, connection=queue_client),
+            queue=spool_queue(settings.queue, queue_client),
             hub=TailHub(client, pubsub, keys.activity_channel),
         )
 

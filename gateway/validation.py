@@ -30,10 +30,10 @@ from spool.settings import Settings
 
 __all__ = ["RequestError", "allowed_models", "parse_chat_request", "read_json_body", "validate_chat"]
 
-# Nesting of the parsed body (an object holding an array is depth 2). A tool's
-# JSON schema nests two levels per schema level; OpenAI's structured outputs
-# allow 10 schema levels, so 64 leaves room and stops pathological bodies.
-MAX_JSON_DEPTH = 64
+# Nesting of a request's parameters (an object holding an array is depth 2). A
+# tool's JSON schema nests two levels per schema level; OpenAI's structured
+# outputs allow 10 schema levels, so 64 leaves room and stops pathological bodies.
+MAX_PARAM_DEPTH = 64
 # Only POST /v1/chat/completions takes these: the native route picks its wire
 # format by Accept, and the worker always asks the upstream for usage.
 STREAM_PARAMS = frozenset({"stream", "stream_options"})
@@ -55,8 +55,17 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
         raise ApiError(422, "invalid_request", exc.message, exc.param) from None
 
 
+# Any JSON body the gateway reads (MAX_PARAM_DEPTH bounds a chat request's
+# parameters more tightly, naming the one at fault): bounded so a hostile
+# body is a 400, not a RecursionError in the parser or in whatever walks it.
+MAX_JSON_DEPTH = 256
+
+
 def read_json_body(request: Request, settings: Settings) -> Any:
-    """The request's JSON body; ApiError 413, 415 or 400 when it is not one."""
+    """The request's JSON body; ApiError 413, 415 or 400 when it is not one:
+    too large, not JSON, nested over MAX_JSON_DEPTH levels, or holding a
+    string with a lone UTF-16 surrogate (`"\\ud800"`: valid JSON syntax, but
+    not text; it could not be stored or sent on)."""
     if request.content_length is not None and request.content_length > settings.max_body_bytes:
         raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
     if request.mimetype != "application/json":
@@ -66,9 +75,43 @@ def read_json_body(request: Request, settings: Settings) -> Any:
         raise ApiError(413, "payload_too_large", f"body is larger than {settings.max_body_bytes} bytes")
     try:
         body = json.loads(raw)
+    except RecursionError:
+        raise _too_deep() from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "body is not valid JSON") from None
+    _check_tree(body)
     return body
+
+
+def _too_deep() -> ApiError:
+    return ApiError(400, "invalid_json", f"body is nested deeper than {MAX_JSON_DEPTH} levels")
+
+
+def _check_tree(body: Any) -> None:
+    """Raise ApiError 400 past MAX_JSON_DEPTH or at a lone surrogate; iterative,
+    so the check itself cannot recurse too deep."""
+    stack = [(body, 0)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str):
+            _check_text(value)
+        elif isinstance(value, (list, dict)):
+            if depth >= MAX_JSON_DEPTH:
+                raise _too_deep()
+            if isinstance(value, dict):
+                for key in value:
+                    _check_text(key)
+                value = value.values()
+            stack.extend((item, depth + 1) for item in value)
+
+
+def _check_text(value: str) -> None:
+    if value.isascii():
+        return
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ApiError(400, "invalid_json", "body holds a lone UTF-16 surrogate (\\ud800-\\udfff): not text") from None
 
 
 def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
@@ -77,9 +120,9 @@ def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
     `stream` and `stream_options` are the caller's to remove first."""
     if not isinstance(body, dict):
         raise RequestError("body must be a JSON object", "")
-    too_deep = _too_deep(body, MAX_JSON_DEPTH)
+    too_deep = _deepest_param(body, MAX_PARAM_DEPTH)
     if too_deep is not None:
-        raise RequestError(f"{too_deep} nests deeper than {MAX_JSON_DEPTH} levels", too_deep)
+        raise RequestError(f"{too_deep} nests deeper than {MAX_PARAM_DEPTH} levels", too_deep)
     forward_unknown = bool(settings.forward_unknown_params)
     checked = check_messages(body.get("messages"), settings.max_messages, forward_unknown)
     if settings.max_input_chars and checked.chars > settings.max_input_chars:
@@ -118,7 +161,7 @@ def _model(value: Any, settings: Settings) -> str:
     return value
 
 
-def _too_deep(body: dict[str, Any], limit: int) -> str | None:
+def _deepest_param(body: dict[str, Any], limit: int) -> str | None:
     """The top-level parameter nesting deeper than `limit`, or None.
     Iterative, so a hostile body cannot exhaust the interpreter's stack."""
     stack: list[tuple[Any, int, str]] = [(value, 2, name) for name, value in body.items()

@@ -1,11 +1,18 @@
-"""The client commands of `spool`: chat, status and tail."""
+"""The client commands of `spool`: chat, status and tail.
+
+Every failure ends as one line on stderr and a non-zero exit, never a
+traceback (see `run`): 1 for an error, 130 for Ctrl-C, 141 (as for SIGPIPE)
+when stdout's reader went away (`spool tail ID | head`).
+"""
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import sys
+from collections.abc import Callable
 
 # spool.client (http.client) imports ssl: only the commands below import it,
 # after parsing, so `spool worker` can still patch ssl with gevent first.
@@ -31,22 +38,46 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     tail.add_argument("--url", **url)
 
 
+def run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Wrap a client command so its failures end as one line and an exit status."""
+
+    @functools.wraps(command)
+    def wrapped(args: argparse.Namespace) -> int:
+        from spool.client import GatewayUnreachableError, SpoolClientError
+
+        try:
+            return command(args)
+        except GatewayUnreachableError as exc:
+            print(f"spool: {exc} (is it running? `spool dev` starts one; --url or $SPOOL_URL names another)",
+                  file=sys.stderr)
+            return 1
+        except (SpoolClientError, TimeoutError) as exc:
+            print(f"spool: {exc}", file=sys.stderr)
+            return 1
+        except KeyboardInterrupt:
+            return 130
+        except BrokenPipeError:
+            # The reader of stdout left: say nothing. Point stdout at
+            # /dev/null so the interpreter's final flush fails no more.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            return 141
+
+    return wrapped
+
+
+@run
 def chat(args: argparse.Namespace) -> int:
     """Stream the answer to stdout; the stream id and any error go to stderr.
     Ctrl-C cancels the generation on the server."""
-    from spool.client import SpoolClient, SpoolClientError
+    from spool.client import SpoolClient
 
     client = SpoolClient(args.url)
     messages = [{"role": "system", "content": args.system}] if args.system else []
     messages.append({"role": "user", "content": args.prompt})
     params = {k: v for k, v in (("model", args.model), ("max_tokens", args.max_tokens)) if v is not None}
-    try:
-        stream_id = client.create(messages, **params)
-    except SpoolClientError as exc:
-        print(f"spool: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130  # nothing was queued, or we never learnt its id
+    # Ctrl-C here: nothing was queued, or we never learnt its id (run: 130).
+    stream_id = client.create(messages, **params)
     print(f"stream {stream_id}", file=sys.stderr, flush=True)
     stream = client.events(stream_id)
     printer = EventPrinter()
@@ -126,28 +157,24 @@ class EventPrinter:
         stream.write(header)
 
 
+@run
 def status(args: argparse.Namespace) -> int:
     """Print the snapshot of a stream."""
-    from spool.client import SpoolClient, SpoolClientError
+    from spool.client import SpoolClient
 
-    try:
-        print(json.dumps(SpoolClient(args.url).status(args.stream_id), indent=2, ensure_ascii=False))
-    except SpoolClientError as exc:
-        print(f"spool: {exc}", file=sys.stderr)
-        return 1
+    print(json.dumps(SpoolClient(args.url).status(args.stream_id), indent=2, ensure_ascii=False), flush=True)
     return 0
 
 
+@run
 def tail(args: argparse.Namespace) -> int:
     """Print every event (one JSON line each) until the stream ends."""
-    from spool.client import SpoolClient, SpoolClientError
+    from spool.client import SpoolClient
 
+    stream = SpoolClient(args.url).events(args.stream_id, after=args.after)
     try:
-        for event in SpoolClient(args.url).events(args.stream_id, after=args.after):
+        for event in stream:
             print(json.dumps(event, ensure_ascii=False), flush=True)
-    except SpoolClientError as exc:
-        print(f"spool: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+    finally:
+        stream.close()
     return 0

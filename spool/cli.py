@@ -18,7 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
 
     dev = commands.add_parser("dev", help="run the whole stack locally (embedded Redis unless REDIS_URL is set)")
-    dev.add_argument("--port", type=int, default=int(os.environ.get("SPOOL_PORT", "8000")))
+    dev.add_argument("--port", type=int, default=int(os.environ.get("SPOOL_PORT") or "8000"),
+                     help="the gateway's port on 127.0.0.1 (default $SPOOL_PORT or 8000)")
 
     gateway = commands.add_parser("gateway", help="run the HTTP gateway (gunicorn, gevent workers)")
     gateway.add_argument("--bind", default="0.0.0.0:8000")
@@ -56,7 +57,10 @@ def main(argv: list[str] | None = None) -> int:
 def _logging() -> None:
     from spool.logs import configure
 
-    configure(os.environ.get("SPOOL_LOG_LEVEL", "INFO"))
+    try:
+        configure(os.environ.get("SPOOL_LOG_LEVEL", "INFO"))
+    except ValueError as exc:  # a bad SPOOL_LOG_LEVEL or SPOOL_LOG_FORMAT
+        raise SystemExit(f"spool: {exc}") from None
 
 
 def _gateway(args: argparse.Namespace) -> int:

@@ -5,6 +5,12 @@ events (dicts, docs/protocol.md) in seq order, each exactly once. When the
 connection drops, or a gateway restarts, it reconnects by itself with
 backoff from the last seq it delivered, and skips anything it already saw.
 `cancel()` asks the server to stop the generation.
+
+Errors: SpoolClientError when the gateway answered with an error status;
+GatewayUnreachableError when it could not be reached at all (refused,
+unknown host, no answer), for a request, or for a stream before the client
+ever reached the gateway. Once it has, losing the gateway only makes a
+stream reconnect (a gateway restart is not an error).
 """
 
 from __future__ import annotations
@@ -36,6 +42,15 @@ class SpoolClientError(Exception):
         self.message = message
 
 
+class GatewayUnreachableError(Exception):
+    """No answer from the gateway at all; the message names the URL and the cause."""
+
+    def __init__(self, base_url: str, cause: BaseException) -> None:
+        reason = getattr(cause, "strerror", None) or str(cause) or type(cause).__name__
+        super().__init__(f"cannot reach the gateway at {base_url}: {reason}")
+        self.base_url = base_url
+
+
 class SpoolClient:
     """Talks to one gateway at `base_url` (e.g. http://127.0.0.1:8000)."""
 
@@ -44,6 +59,8 @@ class SpoolClient:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError(f"not an http(s) URL: {base_url!r}")
+        self.base_url = base_url
+        self.reached = False  # has the gateway ever answered this client?
         self._scheme = parts.scheme
         self._host = parts.hostname
         self._port = parts.port
@@ -87,7 +104,10 @@ class SpoolClient:
                 headers["Content-Type"] = "application/json"
             conn.request(method, self.path(path), body=payload, headers=headers)
             response = conn.getresponse()
+            self.reached = True
             data = response.read()
+        except (OSError, http.client.HTTPException) as exc:
+            raise GatewayUnreachableError(self.base_url, exc) from exc
         finally:
             conn.close()
         if response.status >= 400:
@@ -118,6 +138,8 @@ class EventStream:
                     if event["type"] in TERMINAL_TYPES:
                         return
             except (OSError, http.client.HTTPException, ValueError) as exc:
+                if not self.client.reached and not isinstance(exc, ValueError):
+                    raise GatewayUnreachableError(self.client.base_url, exc) from exc
                 # ValueError: a half-written line when the connection was cut.
                 log.info("stream %s: connection lost after seq %d (%s)", self.stream_id, self.last_seq, exc)
             except SpoolClientError as exc:
@@ -143,6 +165,7 @@ class EventStream:
         path = self.client.path(f"/v1/streams/{self.stream_id}/events", {"after": self.last_seq})
         self._conn.request("GET", path, headers={"Accept": "application/x-ndjson"})
         response = self._conn.getresponse()
+        self.client.reached = True
         if response.status != 200:
             raise _error(response.status, response.read())
         decoder = NDJSONDecoder()

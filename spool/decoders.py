@@ -13,21 +13,38 @@ from typing import Any
 
 
 class LineDecoder:
-    """Splits a byte stream into text lines (without their `\\n` or `\\r\\n`)."""
+    """Splits a byte stream into text lines at `\n`, `\r\n` or a bare `\r`
+    (the WHATWG event-stream rule), without their line endings.
+
+    A chunk ending in `\r` ends its line at once; a `\n` opening the next
+    chunk is then the second half of that `\r\n`, not an empty line (httpx's
+    `LineDecoder` holds the `\r` back instead; ending the line at once keeps
+    an event from waiting for the next chunk)."""
 
     def __init__(self) -> None:
         self._utf8 = codecs.getincrementaldecoder("utf-8")()
         self._partial = ""
+        self._skip_lf = False
 
     def feed(self, chunk: bytes) -> list[str]:
-        text = self._partial + self._utf8.decode(chunk)
-        *lines, self._partial = text.split("\n")
-        return [line.removesuffix("\r") for line in lines]
+        return self._split(self._utf8.decode(chunk))
 
     def flush(self) -> list[str]:
-        rest = self._partial + self._utf8.decode(b"", final=True)
-        self._partial = ""
-        return [rest.removesuffix("\r")] if rest else []
+        lines = self._split(self._utf8.decode(b"", final=True))
+        rest, self._partial = self._partial, ""
+        return [*lines, rest] if rest else lines
+
+    def _split(self, text: str) -> list[str]:
+        if not text:
+            return []
+        if self._skip_lf:
+            self._skip_lf = False
+            text = text[1:] if text[0] == "\n" else text
+        if "\r" in text:  # plain `\n` streams skip this: one C-level scan
+            self._skip_lf = text[-1] == "\r"
+            text = text.replace("\r\n", "\n").replace("\r", "\n")
+        *lines, self._partial = (self._partial + text).split("\n")
+        return lines
 
 
 class NDJSONDecoder:

@@ -1,12 +1,25 @@
-"""The RQ side of a stream: its job is named by the stream id."""
+"""The RQ side of a stream: its job is named by the stream id.
+
+Jobs are stored as JSON (RQ's JSONSerializer), never pickle: a worker that
+reads a job runs no code written by whoever could write to Redis. Every
+Queue spool builds, the gateway's and the worker's, comes from `spool_queue`.
+"""
 
 from __future__ import annotations
 
+import redis
 from redis.client import Pipeline
 from rq import Queue
+from rq.serializers import JSONSerializer
 
 # The job function, by name: the gateway enqueues it without importing the worker.
 GENERATE_JOB = "worker.jobs.generate"
+SERIALIZER = JSONSerializer
+
+
+def spool_queue(name: str, connection: redis.Redis) -> Queue:
+    """The RQ queue `name`, with JSON jobs."""
+    return Queue(name, connection=connection, serializer=SERIALIZER)
 
 
 def enqueue_generation(queue: Queue, stream_id: str, ttl: int, pipeline: Pipeline | None = None) -> None:

@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,15 @@ RERUNNABLE = frozenset({"upstream_truncated", "upstream_timeout", "upstream_unre
 
 class GenerationFailed(Exception):
     """Raised after an `error` event was written, so RQ records the job as failed."""
+
+
+class StartFailed(Exception):
+    """The stream's lease could not be taken (Redis away, refusing writes, or
+    a script failing): nothing was written, the stream is still queued."""
+
+
+# The error event of a stream whose stored request cannot be read.
+UNREADABLE = {"code": "internal_error", "message": "the stored request could not be read"}
 
 
 # What run_generation returns when it stopped without ending the stream
@@ -117,13 +127,17 @@ class GenerationContext:
     leases: LeaseKeeper | None = None
 
 
-def run_generation(ctx: GenerationContext, stream_id: str) -> str:
+def run_generation(ctx: GenerationContext, stream_id: str,
+                   on_leased: Callable[[], None] | None = None) -> str:
     """Generate the answer of a queued stream; returns its terminal status,
     or RELEASED if it stopped for another worker to carry on.
 
     Returns without writing when the stream is gone or no longer queued
-    (cancelled while queued). Raises GenerationFailed after writing `error`.
-    A rerun after a lost worker opens with `reset` instead of `start`.
+    (cancelled while queued). Raises StartFailed when the lease could not
+    be taken (the stream is untouched: the caller retries or reconciles),
+    and GenerationFailed after writing `error`. `on_leased` is called once
+    the lease is this worker's. A rerun after a lost worker opens with
+    `reset` instead of `start`.
     """
     writer = uuid.uuid4().hex
     try:
@@ -131,13 +145,26 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     except StreamNotFoundError:
         log.warning("stream %s: expired before a worker took it", stream_id)
         return "missing"
+    except Exception as exc:
+        raise StartFailed(f"stream {stream_id}: could not take its lease: {exc!r}") from exc
     meta = lease.meta
     if not lease.taken:
         return meta["status"]  # cancelled while queued, or another worker has it
-    request = json.loads(meta["request"])
+    if on_leased is not None:
+        on_leased()
+    try:
+        request = json.loads(meta["request"])
+        last_seq = int(meta.get("last_seq", 0))
+        attempt = int(meta.get("attempt", 1))
+        created_at = float(meta["created_at"])
+    except (KeyError, TypeError, ValueError) as exc:
+        # It can never run: end it now rather than let the lease rerun it.
+        log.error("stream %s: unreadable request (%r); ending it", stream_id, exc)
+        seq = int(meta.get("last_seq") or 0) + (2 if lease.started else 1)
+        ctx.store.append(stream_id, writer, seq, [(EventType.ERROR, UNREADABLE)], begin=not lease.started)
+        ctx.store.drop_lease(stream_id)
+        raise GenerationFailed(f"unreadable request: {exc!r}") from exc
     bind(stream_id=stream_id, request_id=request.get("request_id"))
-    last_seq = int(meta.get("last_seq", 0))
-    attempt = int(meta.get("attempt", 1))
     publisher = Publisher(
         ctx.store,
         stream_id,
@@ -151,14 +178,14 @@ def run_generation(ctx: GenerationContext, stream_id: str) -> str:
     if not lease.started:
         try:
             if last_seq == 0:
-                publisher.begin(EventType.START, start_data(stream_id, request["model"], float(meta["created_at"])))
+                publisher.begin(EventType.START, start_data(stream_id, request["model"], created_at))
             else:
                 reason = meta.get("reset_reason", "worker_lost")
                 publisher.begin(EventType.RESET, {"attempt": attempt, "reason": reason})
         except StreamClosedError:
             ctx.store.drop_lease(stream_id)
             return ctx.store.meta(stream_id)["status"]
-    watch = GenerationWatch(float(meta["created_at"]))
+    watch = GenerationWatch(created_at)
     outcome = "error"
     generation = Generation(stream_id)
     ctx.generations.add(generation)

@@ -15,47 +15,30 @@ import threading
 from collections.abc import Callable
 
 import redis
-from rq import Queue
-from rq.exceptions import NoSuchJobError
-from rq.job import Job, JobStatus
 
-from spool.queueing import enqueue_generation
+from spool.events import StreamStatus
 from spool.store import StreamStore
+from worker.rq_books import RQBooks
 
 log = logging.getLogger(__name__)
 
 
-def settle_rq_job(queue: Queue, stream_id: str, outcome: str, ttl: int) -> None:
+def settle_rq_job(books: RQBooks, stream_id: str, outcome: str) -> None:
     """Make RQ's view of a reclaimed stream's job match `outcome`."""
-    try:
-        job: Job | None = Job.fetch(stream_id, connection=queue.connection)
-    except NoSuchJobError:
-        job = None
-    if job is not None:
-        try:
-            queue.started_job_registry.remove_executions(job)
-        except ValueError:
-            # An execution ended (and was deleted) while being listed: nothing left to remove.
-            log.info("stream %s: its RQ execution was already gone", stream_id)
     if outcome == "requeue":
-        if job is None:
-            enqueue_generation(queue, stream_id, ttl)
-        else:
-            queue.enqueue_job(job, at_front=True)
-    elif job is not None and outcome == "failed":
-        job.set_status(JobStatus.FAILED)
-        queue.failed_job_registry.add(job, ttl=ttl, exc_string="worker lost: attempts used up")
-    elif job is not None and outcome == "cancelled":
-        job.set_status(JobStatus.CANCELED)
-        queue.canceled_job_registry.add(job, ttl=ttl)
+        books.requeue(stream_id)
+    elif outcome == "failed":
+        books.settle(stream_id, StreamStatus.ERROR.value)
+    elif outcome == "cancelled":
+        books.settle(stream_id, StreamStatus.CANCELLED.value)
 
 
 class LeaseKeeper:
     """Renews this process's leases and reclaims expired ones, on one thread."""
 
-    def __init__(self, store: StreamStore, queue: Queue, lease_seconds: float, max_attempts: int) -> None:
+    def __init__(self, store: StreamStore, books: RQBooks, lease_seconds: float, max_attempts: int) -> None:
         self._store = store
-        self._queue = queue
+        self._books = books
         self._lease = lease_seconds
         self._max_attempts = max_attempts
         self._owned: dict[str, tuple[str, Callable[[], None]]] = {}
@@ -81,7 +64,7 @@ class LeaseKeeper:
     def hand_over(self, stream_id: str, reason: str) -> str:
         """Give up a stream this process stopped generating (shutdown): requeue it now."""
         outcome, _ = self._store.reclaim(stream_id, reason, self._max_attempts, force=True)
-        settle_rq_job(self._queue, stream_id, outcome, self._store.ttl)
+        settle_rq_job(self._books, stream_id, outcome)
         return outcome
 
     def _run(self) -> None:
@@ -117,4 +100,4 @@ class LeaseKeeper:
             if outcome in ("alive", "gone"):
                 continue
             log.warning("stream %s: its worker was lost; %s (attempt %d)", stream_id, outcome, attempt)
-            settle_rq_job(self._queue, stream_id, outcome, self._store.ttl)
+            settle_rq_job(self._books, stream_id, outcome)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import functools
 import logging
 
-from rq import Queue
-
+from spool.events import StreamStatus
 from spool.keys import Keys
+from spool.queueing import spool_queue
 from spool.redis_client import connect, connect_blocking
 from spool.settings import Settings
 from spool.store import StreamStore
@@ -16,7 +16,9 @@ from worker.control import CancelListener
 from worker.generation import GenerationContext, Generations, run_generation
 from worker.leases import LeaseKeeper
 from worker.publisher import Flusher
-from worker.rq_worker import ConcurrentWorker
+from worker.reconcile import Reconciler, end_unstarted
+from worker.rq_books import RQBooks
+from worker.runner import INTAKE_FETCHERS, JobRunner
 from worker.upstream import Upstream
 
 log = logging.getLogger(__name__)
@@ -26,8 +28,10 @@ def run_worker(
     settings: Settings, *, concurrency: int, burst: bool = False, name: str | None = None, metrics_port: int = 0
 ) -> bool:
     """Run generations from the queue until stopped (or, in burst mode, until it is empty)."""
-    # Generations interleave short commands; a few connections serve many of them.
-    client = connect(settings.redis_url, max_connections=min(concurrency, 48) + 8)
+    # Generations interleave short commands; a few connections serve many of
+    # them, besides one per intake thread blocked in its dequeue.
+    pool_size = min(concurrency, 48) + INTAKE_FETCHERS + 8
+    client = connect(settings.redis_url, max_connections=pool_size)
     # Stream writes and cancel requests go to the streams' Redis (the same one unless split).
     streams = client if settings.streams_url == settings.redis_url else connect(
         settings.streams_url, max_connections=min(concurrency, 48) + 8
@@ -36,8 +40,11 @@ def run_worker(
     generations = Generations()
     store = StreamStore(streams, keys, settings.stream_ttl)
     flusher = Flusher(store, settings.coalesce_ms / 1000)
-    queue = Queue(settings.queue, connection=client)
-    leases = LeaseKeeper(store, queue, settings.lease_seconds, settings.max_attempts)
+    queue = spool_queue(settings.queue, client)
+    books = RQBooks(queue, name, settings.stream_ttl)
+    leases = LeaseKeeper(store, books, settings.lease_seconds, settings.max_attempts)
+    reconciler = Reconciler(store, books, interval=settings.lease_seconds, stranded_after=2 * settings.lease_seconds,
+                            max_attempts=settings.max_attempts)
     ctx = GenerationContext(
         settings=settings,
         store=store,
@@ -55,26 +62,38 @@ def run_worker(
         outcome = leases.hand_over(stream_id, "worker_shutdown")
         log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome)
 
-    worker = ConcurrentWorker(
-        [queue],
-        connection=client,
-        runner=functools.partial(run_generation, ctx),
+    def reject(stream_id: str) -> None:
+        # A job that cannot be read can never run: its stream ends now.
+        message = "the queued job could not be read"
+        end_unstarted(store, stream_id, "internal_error", message)
+        books.settle(stream_id, StreamStatus.ERROR.value)
+        books.left_queue(stream_id)
+
+    runner = JobRunner(
+        queue,
+        books,
+        run=functools.partial(run_generation, ctx),
         concurrency=concurrency,
         grace_seconds=settings.worker_grace_seconds,
         release=generations.release_all,
         hand_over=hand_over,
-        name=name,
+        reject=reject,
     )
+    # RQ sets its loggers to INFO when imported; they follow SPOOL_LOG_LEVEL instead.
+    level = logging.getLogger().getEffectiveLevel()
+    for logger_name in ("rq", "rq.worker", "rq.job", "rq.queue"):
+        logging.getLogger(logger_name).setLevel(level)
     flusher.start()
     listener.start()
     leases.start()
+    reconciler.start()
     if metrics_port:
-        metrics.serve(metrics_port, concurrency, lambda: worker.running)
-    log.info("worker %s: up to %d concurrent generations on queue %r", worker.name, concurrency, settings.queue)
+        metrics.serve(metrics_port, concurrency, lambda: runner.running, client)
+    log.info("worker %s: up to %d concurrent generations on queue %r", books.name, concurrency, settings.queue)
     try:
-        # RQ sets its loggers to INFO when imported; they follow SPOOL_LOG_LEVEL instead.
-        return worker.work(burst=burst, logging_level=logging.getLogger().getEffectiveLevel())
+        return runner.work(burst=burst)
     finally:
+        reconciler.stop()
         leases.stop()
         listener.stop()
         flusher.stop()

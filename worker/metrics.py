@@ -9,7 +9,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from prometheus_client import Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+import redis
+from prometheus_client import REGISTRY, Counter, Gauge, Histogram, disable_created_metrics, start_http_server
+
+from spool.redis_health import RedisMemoryCollector
 
 # The `_created` series double every counter and histogram for no dashboard use.
 disable_created_metrics()
@@ -56,8 +59,11 @@ class GenerationWatch:
         TOKENS.inc(self.tokens)
 
 
-def serve(port: int, slots: int, in_use: Callable[[], int]) -> None:
-    """Serve /metrics on `port` (all interfaces) from a background thread."""
+def serve(port: int, slots: int, in_use: Callable[[], int], client: redis.Redis | None = None) -> None:
+    """Serve /metrics on `port` (all interfaces) from a background thread;
+    with `client`, Redis' memory use and cap too."""
     SLOTS.set(slots)
     SLOTS_IN_USE.set_function(in_use)
+    if client is not None:
+        REGISTRY.register(RedisMemoryCollector(client))
     start_http_server(port)

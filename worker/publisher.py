@@ -253,7 +253,8 @@ class Publisher:
 
 class Flusher:
     """One thread per worker process that writes every publisher's buffered
-    text each `interval`, all of it in one pipelined round trip."""
+    text each `interval`, all of it in one pipelined round trip. With no
+    publisher it sleeps instead of ticking: an idle worker stays idle."""
 
     def __init__(self, store: StreamStore, interval: float) -> None:
         self._store = store
@@ -262,20 +263,25 @@ class Flusher:
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="spool-flusher", daemon=True)
         self._stopped = threading.Event()
+        self._active = threading.Event()  # set while any publisher is registered
 
     def start(self) -> None:
         self._thread.start()
 
     def stop(self) -> None:
         self._stopped.set()
+        self._active.set()
 
     def add(self, publisher: Publisher) -> None:
         with self._lock:
             self._publishers.add(publisher)
+            self._active.set()
 
     def remove(self, publisher: Publisher) -> None:
         with self._lock:
             self._publishers.discard(publisher)
+            if not self._publishers:
+                self._active.clear()
 
     def flush(self) -> int:
         """Write what every publisher has buffered; returns how many writes."""
@@ -296,5 +302,5 @@ class Flusher:
         return len(taken)
 
     def _run(self) -> None:
-        while not self._stopped.wait(self._interval):
+        while self._active.wait() and not self._stopped.wait(self._interval):
             self.flush()

@@ -3,6 +3,7 @@ import { EMPTY, loadConversation, saveConversation, toMessages, type Turn } from
 import type { Status } from "./lib";
 import { Markdown } from "./Markdown";
 import { MessagePartsView } from "./MessageParts";
+import { MockNotice } from "./MockNotice";
 import { StatusLine } from "./StatusLine";
 import { useStream } from "./useStream";
 
@@ -57,6 +58,7 @@ export function App() {
           New conversation
         </button>
       </header>
+      <MockNotice />
 
       <section className="conversation" data-testid="conversation">
         {history.map((turn, i) => (

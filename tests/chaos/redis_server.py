@@ -15,7 +15,7 @@ from tests.stack import free_port, wait_until
 class RedisServer:
     """redis-server on a free loopback port, its data in `directory`."""
 
-    def __init__(self, directory: Path, *, appendonly: bool = True) -> None:
+    def __init__(self, directory: Path, *, appendonly: bool = True, args: tuple[str, ...] = ()) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed (scripts/system-deps installs it)")
@@ -23,6 +23,7 @@ class RedisServer:
         self.directory = directory
         self.port = free_port()
         self.appendonly = appendonly
+        self.args = list(args)  # more redis-server options, e.g. a memory cap
         self.process: subprocess.Popen | None = None
 
     @property
@@ -32,7 +33,7 @@ class RedisServer:
     def start(self) -> None:
         args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory),
                 "--save", "", "--appendonly", "yes" if self.appendonly else "no", "--logfile",
-                str(self.directory / "redis.log")]
+                str(self.directory / "redis.log"), *self.args]
         self.process = subprocess.Popen(args)
         client = redis.Redis(port=self.port, socket_connect_timeout=0.5)
         try:

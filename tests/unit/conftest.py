@@ -1,4 +1,6 @@
-"""Unit-tier fixtures: the stream store on both backends."""
+"""Unit-tier fixtures: the stream store on every backend: fakeredis, the real
+Redis, and `spool dev`'s embedded valkey-server (so dev cannot drift from
+production again)."""
 
 from __future__ import annotations
 
@@ -12,14 +14,23 @@ from spool.store import StreamStore
 TTL = 3600
 
 
-@pytest.fixture(params=["fakeredis", "redis"])
+@pytest.fixture(scope="session")
+def embedded_redis_url():
+    """One embedded valkey-server (spool/embedded_redis.py) for the session."""
+    from spool.embedded_redis import EmbeddedRedis
+
+    with EmbeddedRedis() as server:
+        yield server.url
+
+
+@pytest.fixture(params=["fakeredis", "redis", "embedded"])
 def redis_client(request, prefix):
-    """The same contract, run on fakeredis and on the real Redis."""
+    """The same contract, run on fakeredis, the real Redis and the embedded server."""
     if request.param == "fakeredis":
         client = fakeredis.FakeRedis()
         yield client
         return
-    url = request.getfixturevalue("redis_url")
+    url = request.getfixturevalue("redis_url" if request.param == "redis" else "embedded_redis_url")
     client = redis.Redis.from_url(url, protocol=2)
     yield client
     keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
