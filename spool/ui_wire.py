@@ -21,10 +21,10 @@ carries the event's seq as its SSE `id:`, so a client that keeps its place
 can resume with Last-Event-ID: the loop hands the events up to that seq to
 `observe` (`wants_history`), which rebuilds the state they leave behind
 (which part is open, the tool calls and their arguments, whether text was
-shown, the attempt) without sending anything, then `encode`s the rest. Part ids are `text-<seq>` /
-`reasoning-<seq>` (the seq of the part's first event): the same on every
-replay. A part is closed before a part of another kind opens, so the parts
-appear in the order the upstream sent them.
+shown, the attempt) without sending anything, then `encode`s the rest.
+Part ids are `text-<seq>` / `reasoning-<seq>` (the seq of the part's first
+event): the same on every replay. A part is closed before a part of another
+kind opens, so the parts appear in the order the upstream sent them.
 
 `reset` (the answer runs again: a lost worker, a failed model): no chunk can
 take text back from a message that `useChat` is building. Before anything
