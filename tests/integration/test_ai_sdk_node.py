@@ -15,7 +15,7 @@ from spool.mock_upstream import expected_text
 from spool.store import StoredEvent
 from spool.ui_wire import UiMessageEncoder
 from tests.conftest import STRICT
-from tests.stack import ROOT, start_stack
+from tests.stack import ROOT, start_stack, wait_until
 from tests.unit.test_ui_wire import chunks_of, parse_sse
 
 NODE_DIR = ROOT / "tests" / "ai-sdk-node"
@@ -97,5 +97,9 @@ def test_ai_sdk_transport(ui_stack):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# pass 8" in result.stdout and "# fail 0" in result.stdout
     # Stop reached the upstream: the stalled request was aborted, not left hanging.
-    stalled = [r for r in stack.mock_stats() if r["prompt"] == "ui stop"]
-    assert len(stalled) == 1 and stalled[0]["aborted"] and not stalled[0]["finished"]
+    def stalled() -> list[dict]:
+        return [r for r in stack.mock_stats() if r["prompt"] == "ui stop"]
+
+    # The mock sees the closed connection a moment after the stream ended.
+    wait_until(lambda: stalled()[0]["aborted"], 10, "the mock to see the stalled call aborted")
+    assert len(stalled()) == 1 and not stalled()[0]["finished"]
