@@ -7,7 +7,9 @@ A UI message is `{id, role, parts: [...]}`. Parts become:
 - a tool part (`tool-<name>` or `dynamic-tool`) of an assistant message: an
   entry of that message's `tool_calls`, then a `tool` message with its
   output (or error text) once it has one. A call still waiting for its
-  output is left out: the upstream refuses a call without a result;
+  output is left out: the upstream refuses a call without a result. A call
+  of a tool the request offers as `custom` is a custom call (its input is
+  text), any other a function call (its input as JSON arguments);
 - `reasoning`, `step-start`, sources and `data-*` parts: nothing (chat
   completions takes no reasoning as input).
 An assistant message is split at each `step-start` that follows tool calls,
@@ -29,8 +31,11 @@ def _invalid(message: str) -> ApiError:
     return ApiError(400, "invalid_request", message)
 
 
-def to_chat_messages(ui_messages: Any) -> list[dict[str, Any]]:
-    """The chat messages for `ui_messages`; ApiError 400 for a malformed one."""
+def to_chat_messages(ui_messages: Any, tools: Any = None) -> list[dict[str, Any]]:
+    """The chat messages for `ui_messages`; ApiError 400 for a malformed one.
+    `tools`: the request's tools (only their custom tools' names are read;
+    the validator checks them)."""
+    custom = _custom_tool_names(tools)
     if not isinstance(ui_messages, list):
         raise _invalid("messages must be an array of UI messages")
     out: list[dict[str, Any]] = []
@@ -42,7 +47,7 @@ def to_chat_messages(ui_messages: Any) -> list[dict[str, Any]]:
                                                  for p in parts):
             raise _invalid(f"messages[{i}].parts must be an array of parts with a type")
         if message["role"] == "assistant":
-            out += _assistant(parts, i)
+            out += _assistant(parts, i, custom)
         else:
             content = _content(parts, i, files=message["role"] == "user")
             if content:
@@ -90,7 +95,14 @@ def _is_tool_part(part: dict[str, Any]) -> bool:
     return part["type"].startswith("tool-") or part["type"] == "dynamic-tool"
 
 
-def _assistant(parts: list[dict[str, Any]], i: int) -> list[dict[str, Any]]:
+def _custom_tool_names(tools: Any) -> frozenset[str]:
+    if not isinstance(tools, list):
+        return frozenset()
+    return frozenset(t["custom"]["name"] for t in tools if isinstance(t, dict) and t.get("type") == "custom"
+                     and isinstance(t.get("custom"), dict) and isinstance(t["custom"].get("name"), str))
+
+
+def _assistant(parts: list[dict[str, Any]], i: int, custom: frozenset[str]) -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     texts: list[str] = []
     calls: list[dict[str, Any]] = []
@@ -116,7 +128,7 @@ def _assistant(parts: list[dict[str, Any]], i: int) -> list[dict[str, Any]]:
                 flush()
             texts.append(_text(part, where))
         elif _is_tool_part(part):
-            call = _tool_call(part, where)
+            call = _tool_call(part, where, custom)
             if call is not None:
                 calls.append(call[0])
                 results.append(call[1])
@@ -124,7 +136,8 @@ def _assistant(parts: list[dict[str, Any]], i: int) -> list[dict[str, Any]]:
     return out
 
 
-def _tool_call(part: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[str, Any]] | None:
+def _tool_call(part: dict[str, Any], where: str,
+               custom: frozenset[str]) -> tuple[dict[str, Any], dict[str, Any]] | None:
     """The call and its `tool` message, or None while it has no output."""
     state = part.get("state")
     if state not in ("output-available", "output-error"):
@@ -136,7 +149,10 @@ def _tool_call(part: dict[str, Any], where: str) -> tuple[dict[str, Any], dict[s
     arguments = part.get("input")
     if not isinstance(arguments, str):
         arguments = json.dumps({} if arguments is None else arguments)
-    call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
+    if name in custom:
+        call = {"id": call_id, "type": "custom", "custom": {"name": name, "input": arguments}}
+    else:
+        call = {"id": call_id, "type": "function", "function": {"name": name, "arguments": arguments}}
     if state == "output-error":
         output = str(part.get("errorText", "the tool failed"))
     else:

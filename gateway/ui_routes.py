@@ -9,6 +9,9 @@
 - `POST /v1/ui/chat/<chat id>/stop`: cancels the answer; every reader ends
   with an `abort` chunk. A dropped connection never stops an answer.
 
+Every response is the one follow loop (gateway/streaming.py) with the UI
+message stream's encoder (spool/ui_wire.py `UiMessageEncoder`).
+
 A chat id is remembered per API key (Keys.ui_chat), so it names a chat of the
 key that created it; the stream behind it is checked with `may_access` too.
 """
@@ -17,25 +20,25 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterator
 from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from gateway import metrics
 from gateway.auth import may_access
 from gateway.errors import ApiError
 from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
 from gateway.routes import CANCEL_WAIT_SECONDS
 from gateway.services import Services, services
+from gateway.streaming import stream_response
 from gateway.ui_messages import to_chat_messages
 from gateway.validation import read_json_body
 from spool.errors import StreamNotFoundError
 from spool.keys import is_stream_id, new_stream_id
 from spool.logs import bind
-from spool.tail import events, wait_for_end
-from spool.ui_wire import UI_HEARTBEAT, UI_PREAMBLE, UI_STREAM_HEADER, UiMessageEncoder
+from spool.events import StreamStatus
+from spool.tail import wait_for_end
+from spool.ui_wire import UI_STREAM_HEADER, UiMessageEncoder
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +48,6 @@ ui_api = Blueprint("ui", __name__)
 _CHAT_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 # The transport's own fields; the rest are the chat completions route's.
 TRANSPORT_FIELDS = frozenset({"id", "messages", "trigger", "messageId"})
-INTERRUPTED = "the stream was interrupted; reconnect to resume"
 
 
 @ui_api.post("/v1/ui/chat")
@@ -56,14 +58,15 @@ def send_messages():
         raise ApiError(400, "invalid_request", "body must be a JSON object")
     chat_id = _chat_id(body.get("id"))
     extra = {k: v for k, v in body.items() if k not in TRANSPORT_FIELDS}
-    parsed = parse_completion_request({**extra, "messages": to_chat_messages(body.get("messages"))}, s.settings)
+    messages = to_chat_messages(body.get("messages"), extra.get("tools"))
+    parsed = parse_completion_request({**extra, "messages": messages}, s.settings)
     stream_id = new_stream_id()
     queue_stream(stream_id, parsed.chat, "ui")
     # The stream is kept stream_ttl after its last write: remember it as long.
     ttl = s.settings.stream_ttl + int(s.settings.max_generation_seconds)
     s.redis.set(_chat_key(s, chat_id), stream_id, ex=ttl)
     log.info("ui chat answer %s queued (model %s)", stream_id, parsed.chat["model"])
-    return _ui_response(s, stream_id, UiMessageEncoder(stream_id))
+    return _ui_response(stream_id, 0, UiMessageEncoder(stream_id))
 
 
 @ui_api.get("/v1/ui/chat/<chat_id>/stream")
@@ -77,9 +80,16 @@ def resume_stream(chat_id: str):
         meta = None
     if meta is None:
         return Response(status=204)
+    last_seq, terminal = int(meta.get("last_seq", 0)), StreamStatus(meta["status"]).is_terminal
+    if after > last_seq and not terminal:
+        # As on the events route: no one has seen an event not yet written,
+        # and a cursor past the end would park the shared XREAD beyond it.
+        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
     # A full replay starts at the attempt that is running now (spool/ui_wire.py).
     skip_to = int(meta.get("attempt", 1)) if after == 0 else 1
-    return _ui_response(s, stream_id, UiMessageEncoder(stream_id, after=after, skip_to_attempt=skip_to), after)
+    ended = terminal and after >= last_seq  # nothing can follow: the response is just [DONE]
+    return _ui_response(stream_id, after, UiMessageEncoder(stream_id, skip_to_attempt=skip_to, ended=ended),
+                        ended=ended)
 
 
 @ui_api.post("/v1/ui/chat/<chat_id>/stop")
@@ -135,29 +145,7 @@ def _resume_point() -> int:
     return int(raw)
 
 
-def _ui_response(s: Services, stream_id: str, encoder: UiMessageEncoder, after: int = 0) -> Response:
-    body = metrics.tracked(_follow(s, stream_id, encoder), "ui", after)
-    return Response(body, mimetype="text/event-stream", headers={
-        UI_STREAM_HEADER[0]: UI_STREAM_HEADER[1],
-        "X-Stream-Id": stream_id, "Cache-Control": "no-cache", "X-Accel-Buffering": "no",
-    })
-
-
-def _follow(s: Services, stream_id: str, encoder: UiMessageEncoder) -> Iterator[bytes]:
-    # Runs after the request context is gone: everything comes in as arguments.
-    # Always from seq 0: the encoder needs the whole answer to know its parts.
-    yield UI_PREAMBLE
-    stream = events(s.store, s.hub, stream_id, 0, s.settings.heartbeat_interval)
-    try:
-        for event in stream:
-            if event is None:
-                yield UI_HEARTBEAT
-                continue
-            frames = encoder.feed(event.seq, event.type, event.data)
-            if frames:
-                yield frames
-            if encoder.finished:
-                return
-    finally:
-        stream.close()
-    yield encoder.end(INTERRUPTED)
+def _ui_response(stream_id: str, after: int, encoder: UiMessageEncoder, *, ended: bool = False) -> Response:
+    response = stream_response(stream_id, after, encoder, ended=ended)
+    response.headers[UI_STREAM_HEADER[0]] = UI_STREAM_HEADER[1]
+    return response

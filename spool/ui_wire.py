@@ -15,11 +15,16 @@ Server-Sent Events whose `data` is one UI message chunk each, ending with
     cancelled        -> abort
     logprobs         -> nothing (no chunk carries them)
 
-Every frame carries the event's seq as its SSE `id:`, so a client that keeps
-its place can resume with Last-Event-ID. Part ids are `text-<seq>` /
-`reasoning-<seq>` (the seq of the part's first event): the same on every
-replay. A part is closed before a part of another kind opens, so the parts
-appear in the order the upstream sent them.
+It is one more `Encoder` (spool/wire.py) over the one follow loop
+(spool/tail.py `follow`, gateway/streaming.py `stream_response`). Every frame
+carries the event's seq as its SSE `id:`, so a client that keeps its place
+can resume with Last-Event-ID: the loop hands the events up to that seq to
+`observe` (`wants_history`), which rebuilds the state they leave behind
+(which part is open, the tool calls and their arguments, whether text was
+shown, the attempt) without sending anything, then `encode`s the rest.
+Part ids are `text-<seq>` / `reasoning-<seq>` (the seq of the part's first
+event): the same on every replay. A part is closed before a part of another
+kind opens, so the parts appear in the order the upstream sent them.
 
 `reset` (the answer runs again: a lost worker, a failed model): no chunk can
 take text back from a message that `useChat` is building. Before anything
@@ -37,13 +42,20 @@ the keys named above.
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from spool.wire import Encoder
+
+if TYPE_CHECKING:
+    from spool.store import StoredEvent
 
 UI_STREAM_HEADER = ("x-vercel-ai-ui-message-stream", "v1")
 # A comment: sent first so the headers leave at once, and as the heartbeat.
 UI_PREAMBLE = b": spool\n\n"
 UI_HEARTBEAT = b": heartbeat\n\n"
 DONE_FRAME = b"data: [DONE]\n\n"
+# The `error` chunk of a response cut before the terminal event (the gateway lost Redis).
+INTERRUPTED = "the stream was interrupted; reconnect to resume"
 
 # OpenAI finish reasons -> the AI SDK's.
 FINISH_REASONS = {
@@ -81,21 +93,29 @@ class _ToolCall:
         self.arguments: list[str] = []
 
 
-class UiMessageEncoder:
+class UiMessageEncoder(Encoder):
     """Encodes one stream's events, in seq order, as UI message stream frames.
 
-    Stateful (which parts are open), so one instance per response. `feed`
-    returns the frames for an event (often none); once `finished` is true the
-    response is complete and nothing more is sent. `end` closes a response
-    whose events stopped before the terminal one (the store was lost).
-    Frames for events with seq <= `after` are computed but not returned: a
-    client resuming with Last-Event-ID gets exactly the rest.
+    Stateful (which parts are open), so one instance per response. Once
+    `finished` the response is complete (its last bytes are `[DONE]`).
+    `skip_to_attempt`: events of earlier attempts are not sent (a full
+    replay starts at the attempt running now, module docstring). `ended`:
+    the stream ended at or before the resume point, so the response is the
+    preamble and `[DONE]` (the loop sends nothing else then).
     """
 
-    def __init__(self, message_id: str, *, after: int = 0, skip_to_attempt: int = 1) -> None:
+    name = "ui"  # the `format` label of the gateway's metrics
+    mimetype = "text/event-stream"
+    preamble = UI_PREAMBLE
+    heartbeat = UI_HEARTBEAT
+    wants_history = True
+
+    def __init__(self, message_id: str, *, skip_to_attempt: int = 1, ended: bool = False) -> None:
+        super().__init__()
         self.message_id = message_id
-        self.after = after
-        self.finished = False
+        if ended:
+            self.preamble = UI_PREAMBLE + DONE_FRAME
+        self._done_sent = ended
         self._attempt = 1
         self._skip_to = skip_to_attempt
         self._started = False
@@ -103,26 +123,35 @@ class UiMessageEncoder:
         self._open: tuple[bytes, bytes] | None = None  # (kind, part id) of the open text/reasoning part
         self._calls: dict[int, _ToolCall] = {}
 
-    def feed(self, seq: int, type_: bytes, data: bytes) -> bytes:
-        """The frames for one stored event."""
-        if self.finished:
-            return b""
-        chunks = self._chunks(seq, type_, data)
-        if seq <= self.after:
-            return DONE_FRAME if self.finished else b""
-        if not chunks:
-            return b""
-        head = b"id: %d\ndata: " % seq
-        out = b"".join(head + chunk + b"\n\n" for chunk in chunks)
-        return out + DONE_FRAME if self.finished else out
+    def observe(self, event: StoredEvent) -> None:
+        """Take in an event the client already has (seq <= its resume point)."""
+        if not self.finished:
+            self._chunks(event.seq, event.type, event.data)
 
-    def end(self, error_text: str) -> bytes:
+    def encode(self, event: StoredEvent) -> bytes:
+        """The frames for one stored event (often none)."""
+        if self.finished:
+            # Ended by the events before the resume point (a reset after
+            # visible text): the client had all of it but the end.
+            return self._done()
+        chunks = self._chunks(event.seq, event.type, event.data)
+        head = b"id: %d\ndata: " % event.seq
+        out = b"".join(head + chunk + b"\n\n" for chunk in chunks)
+        return out + self._done() if self.finished else out
+
+    def interrupted(self) -> bytes:
         """Close a response cut short (no terminal event) with an `error` chunk."""
         if self.finished:
-            return b""
+            return self._done()
         self.finished = True
-        chunks = self._close_open() + [_dumps({"type": "error", "errorText": error_text})]
-        return b"".join(b"data: " + chunk + b"\n\n" for chunk in chunks) + DONE_FRAME
+        chunks = self._close_open() + [_dumps({"type": "error", "errorText": INTERRUPTED})]
+        return b"".join(b"data: " + chunk + b"\n\n" for chunk in chunks) + self._done()
+
+    def _done(self) -> bytes:
+        if self._done_sent:
+            return b""
+        self._done_sent = True
+        return DONE_FRAME
 
     def _chunks(self, seq: int, type_: bytes, data: bytes) -> list[bytes]:
         if type_ == b"start":
@@ -164,7 +193,7 @@ class UiMessageEncoder:
         return [b'{"type":"%s-end","id":"%s"}' % (kind, part_id)]
 
     def _tool_call(self, fields: dict[str, Any]) -> list[bytes]:
-        call = _ToolCall(str(fields["id"]), str(fields["name"]), fields.get("type") == "custom")
+        call = _ToolCall(str(fields["id"]), str(fields["name"]), fields.get("tool_type") == "custom")
         self._calls[int(fields["index"])] = call
         self._visible = True
         return self._close_open() + [

@@ -12,9 +12,10 @@ import pytest
 import requests
 
 from spool.mock_upstream import expected_text
+from spool.store import StoredEvent
 from spool.ui_wire import UiMessageEncoder
 from tests.conftest import STRICT
-from tests.stack import ROOT, start_stack
+from tests.stack import ROOT, start_stack, wait_until
 from tests.unit.test_ui_wire import chunks_of, parse_sse
 
 NODE_DIR = ROOT / "tests" / "ai-sdk-node"
@@ -27,9 +28,9 @@ TOOL_EVENTS = [
     ("start", {"id": "stream-id", "model": "m", "created": 1}),
     ("reasoning", {"text": "Thinking "}), ("reasoning", {"text": "it over."}),
     ("delta", {"text": "Let me look that up."}),
-    ("tool_call", {"index": 0, "id": "call_1", "type": "function", "name": "get_weather"}),
+    ("tool_call", {"index": 0, "id": "call_1", "tool_type": "function", "name": "get_weather"}),
     ("tool_call_delta", {"index": 0, "arguments": '{"city": "Par'}),
-    ("tool_call", {"index": 1, "id": "call_2", "type": "function", "name": "get_time"}),
+    ("tool_call", {"index": 1, "id": "call_2", "tool_type": "function", "name": "get_time"}),
     ("tool_call_delta", {"index": 0, "arguments": 'is", "days": [1, 2]}'}),
     ("tool_call_delta", {"index": 1, "arguments": "{broken"}),
     ("done", {"finish_reason": "tool_calls", "usage": None}),
@@ -40,7 +41,8 @@ CANCELLED_EVENTS = [("start", {"id": "stream-id", "model": "m", "created": 1}), 
 
 def encoded(events: list[tuple[str, dict]]) -> str:
     encoder = UiMessageEncoder("stream-id")
-    frames = [encoder.feed(seq, t.encode(), json.dumps(d).encode()) for seq, (t, d) in enumerate(events, 1)]
+    frames = [encoder.encode(StoredEvent(seq, t.encode(), json.dumps(d).encode()))
+              for seq, (t, d) in enumerate(events, 1)]
     return b"".join(frames).decode()
 
 
@@ -95,5 +97,9 @@ def test_ai_sdk_transport(ui_stack):
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
     assert "# pass 8" in result.stdout and "# fail 0" in result.stdout
     # Stop reached the upstream: the stalled request was aborted, not left hanging.
-    stalled = [r for r in stack.mock_stats() if r["prompt"] == "ui stop"]
-    assert len(stalled) == 1 and stalled[0]["aborted"] and not stalled[0]["finished"]
+    def stalled() -> list[dict]:
+        return [r for r in stack.mock_stats() if r["prompt"] == "ui stop"]
+
+    # The mock sees the closed connection a moment after the stream ended.
+    wait_until(lambda: stalled()[0]["aborted"], 10, "the mock to see the stalled call aborted")
+    assert len(stalled()) == 1 and not stalled()[0]["finished"]

@@ -2,7 +2,9 @@
 routes (gateway/ui_routes.py) on fakeredis.
 
 The event model of whole messages (reasoning, tool calls) is fed to the
-encoder directly; text also goes through the routes.
+encoder as the follow loop feeds it (`observe` up to the resume point,
+`encode` after it), and through the real loop (spool/tail.py `follow`) over
+a store; text also goes through the routes.
 """
 
 from __future__ import annotations
@@ -13,9 +15,15 @@ import fakeredis
 import pytest
 
 from gateway import create_app
+from gateway.openai_request import parse_completion_request
 from gateway.ui_messages import to_chat_messages
 from spool.events import EventType
-from spool.ui_wire import UiMessageEncoder
+from spool.keys import new_stream_id
+from spool.settings import Settings
+from spool.store import StoredEvent
+from spool.tail import follow
+from spool.ui_wire import DONE_FRAME, UI_PREAMBLE, UiMessageEncoder
+from spool.wire import Encoder
 
 # The keys each chunk may hold (the `ai` package's schemas are strict in v5:
 # an unknown key fails the whole stream).
@@ -67,10 +75,23 @@ def chunks_of(body: bytes) -> list:
     return chunks
 
 
-def encode(events: list[tuple[str, dict]], **kwargs) -> bytes:
+def stored(seq: int, type_: str, data: dict) -> StoredEvent:
+    return StoredEvent(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
+
+
+def encode(events: list[tuple[str, dict]], *, after: int = 0, **kwargs) -> bytes:
+    """The response body as the follow loop makes it: the events up to `after`
+    observed, the rest encoded until the encoder is finished."""
     encoder = UiMessageEncoder("sid", **kwargs)
-    out = b"".join(encoder.feed(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
-                   for seq, (type_, data) in enumerate(events, start=1))
+    out = b""
+    for seq, (type_, data) in enumerate(events, start=1):
+        event = stored(seq, type_, data)
+        if seq <= after:
+            encoder.observe(event)
+            continue
+        out += encoder.encode(event)
+        if encoder.finished:
+            break
     assert encoder.finished
     return out
 
@@ -114,9 +135,9 @@ def test_reasoning_then_text_then_refusal():
 def test_tool_calls():
     body = encode([
         START, ("delta", {"text": "Let me look."}),
-        ("tool_call", {"index": 0, "id": "call_1", "type": "function", "name": "weather"}),
+        ("tool_call", {"index": 0, "id": "call_1", "tool_type": "function", "name": "weather"}),
         ("tool_call_delta", {"index": 0, "arguments": '{"city":'}),
-        ("tool_call", {"index": 1, "id": "call_2", "type": "function", "name": "time"}),
+        ("tool_call", {"index": 1, "id": "call_2", "tool_type": "function", "name": "time"}),
         ("tool_call_delta", {"index": 0, "arguments": '"Paris"}'}),
         ("tool_call_delta", {"index": 1, "arguments": "{not json"}),
         ("done", {"finish_reason": "tool_calls", "usage": {"prompt_tokens": 1}}),
@@ -139,7 +160,7 @@ def test_tool_calls():
 
 
 def test_a_custom_tool_input_is_text():
-    chunks = chunks_of(encode([START, ("tool_call", {"index": 0, "id": "c", "type": "custom", "name": "sql"}),
+    chunks = chunks_of(encode([START, ("tool_call", {"index": 0, "id": "c", "tool_type": "custom", "name": "sql"}),
                                ("tool_call_delta", {"index": 0, "arguments": "SELECT 1"}), DONE]))
     assert {"type": "tool-input-available", "toolCallId": "c", "toolName": "sql", "input": "SELECT 1"} in chunks
 
@@ -163,10 +184,10 @@ def test_reset_before_anything_visible_passes_unseen():
     assert [c.get("delta") for c in chunks if c["type"] == "text-delta"] == ["whole"]
 
 
-RESET_AFTER_TEXT = [START, ("delta", {"text": "half"}), ("tool_call", {"index": 0, "id": "c", "type": "function",
+RESET_AFTER_TEXT = [START, ("delta", {"text": "half"}), ("tool_call", {"index": 0, "id": "c", "tool_type": "function",
                                                                       "name": "f"}),
                     ("reset", {"attempt": 2, "reason": "worker_lost"}),
-                    ("delta", {"text": "whole"}), ("tool_call", {"index": 0, "id": "d", "type": "function",
+                    ("delta", {"text": "whole"}), ("tool_call", {"index": 0, "id": "d", "tool_type": "function",
                                                                  "name": "g"}),
                     ("tool_call_delta", {"index": 0, "arguments": "{}"}), DONE]
 
@@ -191,27 +212,85 @@ def test_replay_skips_everything_before_the_last_reset():
     ]
 
 
-@pytest.mark.parametrize("after", range(0, 5))
+@pytest.mark.parametrize("after", range(0, 4))
 def test_after_gives_exactly_the_rest(after):
     events = [START, ("delta", {"text": "a"}), ("reasoning", {"text": "b"}), DONE]
     whole = parse_sse(encode(events))
     assert parse_sse(encode(events, after=after)) == [f for f in whole if f[0] is None or f[0] > after]
 
 
+def test_the_tool_calls_before_the_resume_point_are_remembered():
+    # The arguments streamed before `after` still make the call's input.
+    events = [START, ("tool_call", {"index": 0, "id": "c", "tool_type": "function", "name": "f"}),
+              ("tool_call_delta", {"index": 0, "arguments": '{"a":'}),
+              ("tool_call_delta", {"index": 0, "arguments": " 1}"}), ("done", {"finish_reason": "tool_calls"})]
+    assert chunks_of(encode(events, after=3)) == [
+        {"type": "tool-input-delta", "toolCallId": "c", "inputTextDelta": " 1}"},
+        {"type": "tool-input-available", "toolCallId": "c", "toolName": "f", "input": {"a": 1}},
+        {"type": "finish-step"}, {"type": "finish", "finishReason": "tool-calls"},
+    ]
+
+
+def test_a_resume_past_a_reset_after_text_gets_only_done():
+    assert encode(RESET_AFTER_TEXT, after=4) == DONE_FRAME
+
+
 def test_an_interrupted_response_ends_with_an_error():
     encoder = UiMessageEncoder("sid")
-    encoder.feed(1, b"start", b"{}")
-    encoder.feed(2, b"delta", b'{"text":"a"}')
-    chunks = chunks_of(encoder.end("interrupted"))
-    assert chunks == [{"type": "text-end", "id": "text-2"}, {"type": "error", "errorText": "interrupted"}]
-    assert encoder.end("again") == b""
+    encoder.encode(stored(1, "start", {}))
+    encoder.encode(stored(2, "delta", {"text": "a"}))
+    chunks = chunks_of(encoder.interrupted())
+    assert chunks == [{"type": "text-end", "id": "text-2"},
+                      {"type": "error", "errorText": "the stream was interrupted; reconnect to resume"}]
+    assert encoder.interrupted() == b""
 
 
 def test_text_with_unexpected_keys_is_decoded():
     encoder = UiMessageEncoder("sid")
-    encoder.feed(1, b"start", b"{}")
-    frames = encoder.feed(2, b"delta", b'{"text":"a","x":"b"}')
+    encoder.encode(stored(1, "start", {}))
+    frames = encoder.encode(StoredEvent(2, b"delta", b'{"text":"a","x":"b"}'))
     assert parse_sse(frames)[-1][1] == {"type": "text-delta", "id": "text-2", "delta": "a"}
+
+
+def test_it_is_an_encoder_of_the_one_loop():
+    encoder = UiMessageEncoder("sid")
+    assert isinstance(encoder, Encoder) and encoder.wants_history and encoder.name == "ui"
+    assert encoder.preamble == UI_PREAMBLE and encoder.queued(3) == encoder.heartbeat
+    assert UiMessageEncoder("sid", ended=True).preamble == UI_PREAMBLE + DONE_FRAME
+
+
+FOLLOWED = [
+    (EventType.REASONING, {"text": "hm "}), (EventType.DELTA, {"text": "Let me "}),
+    (EventType.DELTA, {"text": "look."}),
+    (EventType.TOOL_CALL, {"index": 0, "id": "call_1", "tool_type": "function", "name": "weather"}),
+    (EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": '{"city": '}),
+    (EventType.TOOL_CALL, {"index": 1, "id": "call_2", "tool_type": "custom", "name": "sql"}),
+    (EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": '"Köln"}'}),
+    (EventType.TOOL_CALL_DELTA, {"index": 1, "arguments": "SELECT 1"}),
+    (EventType.DONE, {"finish_reason": "tool_calls", "usage": None}),
+]
+
+
+def test_followed_from_every_seq_the_frames_are_exactly_the_rest(store, hub):
+    # Through the real follow loop (history observed, the rest from the store).
+    sid = new_stream_id()
+    store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"})
+    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}), *FOLLOWED], begin=True)
+    last = len(FOLLOWED) + 1
+
+    def body(after: int) -> bytes:
+        ended = after >= last
+        out = b"".join(follow(store, hub, sid, after, UiMessageEncoder(sid, ended=ended), 5.0, ended=ended))
+        assert out.startswith(UI_PREAMBLE) and out.endswith(DONE_FRAME)
+        return out
+
+    whole = parse_sse(body(0))
+    chunks = chunks_of(body(0))
+    assert {"type": "tool-input-available", "toolCallId": "call_1", "toolName": "weather",
+            "input": {"city": "Köln"}} in chunks
+    assert {"type": "tool-input-available", "toolCallId": "call_2", "toolName": "sql", "input": "SELECT 1"} in chunks
+    for after in range(1, last + 1):
+        assert parse_sse(body(after)) == [f for f in whole if f[0] is None or f[0] > after], after
 
 
 # --- UI messages -> chat messages -------------------------------------------------
@@ -259,6 +338,65 @@ def test_files_and_tool_parts():
         {"role": "tool", "tool_call_id": "c2", "content": "no clock"},
         {"role": "assistant", "content": "It is 3 degrees."},
     ]
+
+
+WEATHER = {"type": "function", "function": {"name": "weather", "parameters": {
+    "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
+SQL = {"type": "custom", "custom": {"name": "sql"}}
+# A whole tool loop as useChat holds it after the tools ran: the user's
+# question (with an image), the assistant's step with two calls and their
+# outputs, its answer after them, and the next question.
+TOOL_ROUND_TRIP = [
+    {"id": "u1", "role": "user", "parts": [
+        {"type": "text", "text": "Weather in Oslo? And count the rows."},
+        {"type": "file", "mediaType": "image/png", "url": "data:image/png;base64,iVBORw0KGgo="},
+        {"type": "file", "mediaType": "audio/wav", "url": "data:audio/wav;base64,UklGRg=="},
+        {"type": "file", "mediaType": "text/plain", "filename": "a.txt", "url": "data:text/plain;base64,aGk="},
+    ]},
+    {"id": "a1", "role": "assistant", "parts": [
+        {"type": "step-start"},
+        {"type": "reasoning", "text": "two tools", "state": "done"},
+        {"type": "tool-weather", "toolCallId": "call_1", "state": "output-available",
+         "input": {"city": "Oslo"}, "output": {"celsius": 3}},
+        {"type": "tool-sql", "toolCallId": "call_2", "state": "output-available",
+         "input": "SELECT count(*) FROM t", "output": "42"},
+        {"type": "step-start"},
+        {"type": "text", "text": "3 °C, and 42 rows.", "state": "done"},
+    ]},
+    {"id": "u2", "role": "user", "parts": [{"type": "text", "text": "Thanks"}]},
+]
+TOOL_ROUND_TRIP_CHAT = [
+    {"role": "user", "content": [
+        {"type": "text", "text": "Weather in Oslo? And count the rows."},
+        {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw0KGgo="}},
+        {"type": "input_audio", "input_audio": {"data": "UklGRg==", "format": "wav"}},
+        {"type": "file", "file": {"file_data": "data:text/plain;base64,aGk=", "filename": "a.txt"}},
+    ]},
+    {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "call_1", "type": "function", "function": {"name": "weather", "arguments": '{"city": "Oslo"}'}},
+        {"id": "call_2", "type": "custom", "custom": {"name": "sql", "input": "SELECT count(*) FROM t"}},
+    ]},
+    {"role": "tool", "tool_call_id": "call_1", "content": '{"celsius": 3}'},
+    {"role": "tool", "tool_call_id": "call_2", "content": "42"},
+    {"role": "assistant", "content": "3 °C, and 42 rows."},
+    {"role": "user", "content": "Thanks"},
+]
+
+
+def test_a_tool_round_trip_becomes_chat_messages_the_validator_accepts():
+    messages = to_chat_messages(TOOL_ROUND_TRIP, [WEATHER, SQL])
+    assert messages == TOOL_ROUND_TRIP_CHAT
+    # Checked as the chat completions route checks them (gateway/messages.py),
+    # unknown keys refused: nothing is forwarded that the validator would not take.
+    parsed = parse_completion_request({"model": "mock", "tools": [WEATHER, SQL], "messages": messages},
+                                      Settings(forward_unknown_params=0, models="*"))
+    assert parsed.chat["messages"] == TOOL_ROUND_TRIP_CHAT
+
+
+def test_without_the_custom_tool_offered_a_call_is_a_function_call():
+    calls = to_chat_messages(TOOL_ROUND_TRIP)[1]["tool_calls"]
+    assert calls[1] == {"id": "call_2", "type": "function",
+                        "function": {"name": "sql", "arguments": "SELECT count(*) FROM t"}}
 
 
 # --- the routes on fakeredis ------------------------------------------------------
@@ -338,6 +476,32 @@ def test_send_resume_stop_and_ownership(app):
 
     stopped = client.post("/v1/ui/chat/chat1/stop", headers=auth())
     assert stopped.status_code == 200 and stopped.get_json() == {"id": stream_id, "status": "done"}
+
+
+def test_a_tool_round_trip_is_queued_as_chat_messages(app):
+    client = app.test_client()
+    body = {"id": "tools", "trigger": "submit-message", "messageId": None, "model": "mock",
+            "tools": [WEATHER, SQL], "messages": TOOL_ROUND_TRIP}
+    response = client.post("/v1/ui/chat", json=body, headers=auth())
+    assert response.status_code == 200, response.data
+    response.close()
+    request = json.loads(app.extensions["spool"].store.meta(response.headers["X-Stream-Id"])["request"])
+    assert request["messages"] == TOOL_ROUND_TRIP_CHAT and request["params"]["tools"] == [WEATHER, SQL]
+
+
+def test_resume_points_at_and_past_the_end(app):
+    client = app.test_client()
+    response = client.post("/v1/ui/chat", json=ui_body("ends"), headers=auth())
+    stream_id = response.headers["X-Stream-Id"]
+    response.close()
+    finish(app, stream_id, (EventType.DELTA, {"text": "a"}))
+    # Live and not at its end: a cursor beyond the last event is refused.
+    beyond = client.get("/v1/ui/chat/ends/stream", headers={**auth(), "Last-Event-ID": "3"})
+    assert beyond.status_code == 400 and beyond.get_json()["error"]["code"] == "invalid_cursor"
+    app.extensions["spool"].store.append(stream_id, "w", 3, [(EventType.DONE, {"finish_reason": "stop"})])
+    for after in (3, 9):  # at the end, and past it: only [DONE], at once
+        rest = client.get(f"/v1/ui/chat/ends/stream?after={after}", headers=auth())
+        assert rest.status_code == 200 and rest.data == UI_PREAMBLE + DONE_FRAME
 
 
 def test_stop_a_queued_answer(app):
