@@ -95,6 +95,18 @@ describe("SpoolStream.start", () => {
     expect(r.statuses.map((s) => s.state)).toEqual(["queued", "streaming", "done"]);
   });
 
+  it("accepts a jump in seq only onto a reset (the rerun after a failover)", async () => {
+    const reset: StreamEvent = { seq: 100003, type: "reset", attempt: 2, reason: "worker_lost" };
+    const { fetch } = scriptedFetch([
+      ndjsonResponse({ events: [start, delta(2, "lost "), reset, delta(100004, "kept"), done(100005)] }),
+    ]);
+    const r = record();
+    const final = await SpoolStream.start(REQUEST, r.handlers, fast(fetch)).done;
+
+    expect(r.events.map((e) => e.seq)).toEqual([1, 2, 100003, 100004, 100005]);
+    expect(final.state).toBe("done");
+  });
+
   it("resumes after a drop from the last seq, dropping replayed events", async () => {
     const { fetch, calls } = scriptedFetch([
       ndjsonResponse({ events: [start, delta(2, "one "), delta(3, "two ")], tail: '{"seq":4,"ty', end: "drop" }),

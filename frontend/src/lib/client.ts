@@ -213,7 +213,9 @@ export class SpoolStream {
   private deliver(event: StreamEvent): TerminalEvent | null {
     this.controller.signal.throwIfAborted(); // a handler may have called close()
     if (event.seq <= this.lastSeq) return null; // delivered before the drop
-    if (event.seq !== this.lastSeq + 1) {
+    // A seq may jump only onto a `reset`: the rerun after a Redis failover
+    // that may have lost events (docs/protocol.md).
+    if (event.seq !== this.lastSeq + 1 && event.type !== "reset") {
       throw new ConnectionLostError(`expected seq ${this.lastSeq + 1}, got ${event.seq}`);
     }
     this.lastSeq = event.seq;
