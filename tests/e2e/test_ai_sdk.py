@@ -11,15 +11,14 @@ id, which spool sets to the stream id), `text-part` (data-state), `tool-part`.
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 import requests
-from playwright.sync_api import Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from spool.mock_answers import tool_arguments
 from spool.mock_upstream import expected_text
-from tests.e2e.browser_helpers import CHROMIUM, ROOT, TIMEOUT_MS, launch
+from tests.e2e.browser_helpers import ROOT, TIMEOUT_MS, require
 from tests.stack import start_stack, wait_until
 
 DIST = ROOT / "examples" / "ai-sdk" / "dist"
@@ -29,40 +28,16 @@ TOKENS = 60
 TOOL = {"type": "function", "function": {"name": "get_weather", "parameters": {
     "type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}
 MOCK_ARGS = ["--ttft-ms", "100", "--tokens-per-second", "20", "--tokens", str(TOKENS)]
-STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def web_stack(redis_url, tmp_path_factory):
     """One stack serving the built example; each test uses a chat and prompts of its own."""
-    _require((DIST / "index.html").is_file(), f"{DIST} is not built: make ai-sdk-example")
+    require((DIST / "index.html").is_file(), f"{DIST} is not built: make ai-sdk-example")
     stack = start_stack(redis_url, static_dir=str(DIST.relative_to(ROOT)), mock_args=MOCK_ARGS,
                         log_dir=tmp_path_factory.mktemp("ai-sdk-stack"))
     yield stack
     stack.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(CHROMIUM.exists(), f"no {CHROMIUM}: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def context(browser, web_stack):
-    context = browser.new_context(base_url=web_stack.base_url)
-    yield context
-    context.close()
 
 
 def open_chat(context, query: str = "") -> Page:

@@ -8,34 +8,25 @@ SPOOL_TEST_STRICT=1, where that is a failure.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 import pytest
 import requests
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from spool.mock_upstream import expected_text
-from tests.e2e.browser_helpers import CHROMIUM, DIST, Chat, DropProxy, launch, requests_to
+from tests.e2e.browser_helpers import DIST, Chat, DropProxy, require, requests_to
 from tests.stack import start_stack, wait_until
 
 TOKENS = 60
 # 3 s per answer: long enough to act in the middle of one.
 MOCK_ARGS = ["--ttft-ms", "100", "--tokens-per-second", "20", "--tokens", str(TOKENS)]
-STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
-
-
-def _require(ok: bool, message: str) -> None:
-    if not ok:
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 @pytest.fixture(scope="module")
 def web_stack(redis_url, tmp_path_factory):
     """One stack serving the built frontend; each test uses prompts of its own."""
-    _require((DIST / "index.html").is_file(), f"{DIST} is not built: cd frontend && npm ci && npm run build")
+    require((DIST / "index.html").is_file(), f"{DIST} is not built: cd frontend && npm ci && npm run build")
     stack = start_stack(
         redis_url,
         static_dir=str(DIST.relative_to(DIST.parents[1])),
@@ -44,22 +35,6 @@ def web_stack(redis_url, tmp_path_factory):
     )
     yield stack
     stack.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    _require(CHROMIUM.exists(), f"no {CHROMIUM}: apt-get install -y chromium")
-    with sync_playwright() as playwright:
-        browser = launch(playwright)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def context(browser, web_stack):
-    context = browser.new_context(base_url=web_stack.base_url)
-    yield context
-    context.close()
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ from playwright.sync_api import sync_playwright
 
 from gateway.static import CONTENT_SECURITY_POLICY
 from spool.mock_upstream import expected_text
-from tests.e2e.browser_helpers import CHROMIUM, DIST, Chat, launch
-from tests.e2e.test_browser import _require
+from tests.e2e.browser_helpers import CHROMIUM, DIST, Chat, launch, require
 from tests.stack import start_stack
 
 TOKENS = 20
@@ -23,8 +22,8 @@ document.addEventListener("securitypolicyviolation",
 
 @pytest.fixture(scope="module")
 def csp_stack(redis_url, tmp_path_factory):
-    _require((DIST / "index.html").is_file(), f"{DIST} is not built: cd frontend && npm ci && npm run build")
-    _require(CHROMIUM.exists(), f"no {CHROMIUM}: apt-get install -y chromium")
+    require((DIST / "index.html").is_file(), f"{DIST} is not built: cd frontend && npm ci && npm run build")
+    require(CHROMIUM.exists(), f"no {CHROMIUM}: apt-get install -y chromium")
     stack = start_stack(redis_url, static_dir=str(DIST.relative_to(DIST.parents[1])),
                         mock_args=["--ttft-ms", "20", "--tokens-per-second", "200", "--tokens", str(TOKENS)],
                         log_dir=tmp_path_factory.mktemp("csp-stack"))

@@ -6,16 +6,15 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import expect, sync_playwright
 
-from tests.e2e.browser_helpers import CHROMIUM, DIST, TIMEOUT_MS, launch
-from tests.e2e.test_browser import _require
+from tests.e2e.browser_helpers import CHROMIUM, DIST, TIMEOUT_MS, launch, require
 from tests.integration.test_dev import START_SECONDS, Dev
 from tests.stack import free_port, start_stack
 
 
 @pytest.fixture(scope="module")
 def browser():
-    _require(CHROMIUM.exists(), f"no {CHROMIUM}: apt-get install -y chromium")
-    _require((DIST / "index.html").is_file(), f"{DIST} is not built: make frontend")
+    require(CHROMIUM.exists(), f"no {CHROMIUM}: apt-get install -y chromium")
+    require((DIST / "index.html").is_file(), f"{DIST} is not built: make frontend")
     with sync_playwright() as playwright:
         browser = launch(playwright)
         yield browser
