@@ -20,6 +20,8 @@ COPY pyproject.toml README.md ./
 COPY spool/ spool/
 COPY gateway/ gateway/
 COPY worker/ worker/
+COPY cli/ cli/
+COPY mock_upstream/ mock_upstream/
 RUN /opt/spool/bin/pip install --no-deps --no-build-isolation . \
     && /opt/spool/bin/pip check
 

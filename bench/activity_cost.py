@@ -23,7 +23,7 @@ import time
 
 import redis
 
-from spool.dev import free_port
+from cli.dev import free_port
 
 _SCRIPT = """
 redis.call('XADD', KEYS[1], '*', 't', 'delta', 'd', ARGV[1])

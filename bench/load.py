@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import aiohttp
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 
 READ_TIMEOUT = 120
 

@@ -19,7 +19,7 @@ import time
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from spool.dev import free_port
+from cli.dev import free_port
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 STARTUP_SECONDS = 60
@@ -104,7 +104,7 @@ class Fleet:
         return proc, url
 
     def spool(self, role: str, args: list[str], env: dict[str, str]) -> Proc:
-        return self.start(role, [sys.executable, "-m", "spool.cli", *args], env)
+        return self.start(role, [sys.executable, "-m", "cli", *args], env)
 
     def gunicorn(self, role: str, app: str, port: int, workers: int, env: dict[str, str], config: str | None = None) -> Proc:
         """A gunicorn server; its workers are the measured processes."""

@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.procs import cpu_seconds  # noqa: E402
-from spool.dev import free_port  # noqa: E402
+from cli.dev import free_port  # noqa: E402
 
 LINGER_SECONDS = 35  # the TailHub keeps its subscription 30 s after its last follower
 
@@ -74,7 +74,7 @@ def main() -> int:
     parser.add_argument("dev_args", nargs="*")
     args = parser.parse_args()
     port = free_port()
-    dev = subprocess.Popen([sys.executable, "-m", "spool.cli", "dev", "--port", str(port), *args.dev_args],
+    dev = subprocess.Popen([sys.executable, "-m", "cli", "dev", "--port", str(port), *args.dev_args],
                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, cwd=ROOT, text=True,
                            start_new_session=True)
     try:

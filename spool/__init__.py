@@ -1,9 +1,19 @@
 """spool: a queue-backed, resumable streaming gateway for LLM answers.
 
-The core shared by the gateway and the worker. Importing this package stays
-cheap and side-effect free: the worker patches the standard library with
-gevent before anything opens a socket, so nothing here may import ssl,
-redis or openai at package level.
+This package is the core both services share, and nothing else: settings
+(settings, security_config), Redis keys (keys), events and the message fold
+(events, message, errors), wire formats (wire, openai_wire, ui_wire) and
+decoders, the stream store and its failover journal (store, journal; becoming
+spool/streams/), the tail hub and follow loop (hub*, tail), idempotency
+records, the queue's job spec (queueing), Redis clients and their health
+(redis_client, redis_health), and structured logs (logs).
+
+It must not import gateway, worker, cli or mock_upstream (the services and
+the tools on top of it; tests/unit/test_package_boundaries.py checks). And
+importing it stays cheap and side-effect free: the worker patches the
+standard library with gevent before anything opens a socket, so nothing here
+may import ssl, redis or openai at package level. Modules are imported by
+name (`from spool.keys import Keys`); `__all__` here lists only the version.
 """
 
 __version__ = "0.1.0"

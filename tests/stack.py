@@ -21,7 +21,7 @@ from typing import Any
 
 import requests
 
-from spool.dev import free_port  # noqa: F401  (tests import it from here)
+from cli.dev import free_port  # noqa: F401  (tests import it from here)
 from spool.redis_client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -104,7 +104,7 @@ class Stack:
         log_path = self.log_dir / f"{name}.log"
         log_file = open(log_path, "ab")
         popen = subprocess.Popen(
-            [sys.executable, "-m", "spool.cli", *args],
+            [sys.executable, "-m", "cli", *args],
             env={**self.env, **(env or {})},
             stdout=log_file,
             stderr=subprocess.STDOUT,

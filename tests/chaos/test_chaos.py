@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.chaos.conftest import record
 from tests.chaos.harness import Outcome, run_client
 from tests.stack import wait_until

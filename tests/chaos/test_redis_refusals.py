@@ -15,7 +15,7 @@ import requests
 
 from spool.events import EventType
 from spool.keys import Keys
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.chaos.conftest import record
 from tests.chaos.harness import Outcome, run_client
 from tests.chaos.redis_server import RedisServer

@@ -16,8 +16,8 @@ import pytest
 import requests
 from playwright.sync_api import Page, expect
 
-from spool.mock_answers import tool_arguments
-from spool.mock_upstream import expected_text
+from mock_upstream import tool_arguments
+from mock_upstream import expected_text
 from tests.e2e.browser_helpers import ROOT, TIMEOUT_MS, require
 from tests.stack import start_stack, wait_until
 

@@ -14,7 +14,7 @@ import pytest
 import requests
 from playwright.sync_api import expect
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.e2e.browser_helpers import DIST, Chat, DropProxy, require, requests_to
 from tests.stack import start_stack, wait_until
 

@@ -33,7 +33,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from spool.errors import ConfigError
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from spool.security_config import check
 from spool.settings import Settings
 from tests.client import chat, get_events, post_stream, read

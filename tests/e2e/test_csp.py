@@ -7,7 +7,7 @@ import pytest
 from playwright.sync_api import sync_playwright
 
 from gateway.static import CONTENT_SECURITY_POLICY
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.e2e.browser_helpers import CHROMIUM, DIST, Chat, launch, require
 from tests.stack import start_stack
 

@@ -19,7 +19,7 @@ import requests
 
 from gateway.static import PAGE_HEADERS
 from spool.decoders import NDJSONDecoder
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.client import chat, get_events, post_stream, read
 from tests.e2e.nginx_harness import kill_tree, start_nginx
 from tests.stack import start_stack, wait_until

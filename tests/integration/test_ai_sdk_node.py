@@ -11,7 +11,7 @@ import subprocess
 import pytest
 import requests
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from spool.store import StoredEvent
 from spool.ui_wire import UiMessageEncoder
 from tests.conftest import STRICT

@@ -10,14 +10,14 @@ import sys
 
 import pytest
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.stack import ROOT, free_port, http_ok
 
 CLI_SECONDS = 60
 
 
 def spool(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "spool.cli", *args], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-m", "cli", *args], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, cwd=ROOT, env=env)
 
 

@@ -9,7 +9,7 @@ import pytest
 import redis
 import requests
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from spool.redis_client import connect
 from tests.client import chat, get_events, post_stream, read
 

@@ -38,7 +38,7 @@ class Dev:
         self.log_path = log_path
         base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL")}
         with open(log_path, "wb") as log:
-            self.popen = subprocess.Popen([sys.executable, "-m", "spool.cli", "dev", "--port", str(port)],
+            self.popen = subprocess.Popen([sys.executable, "-m", "cli", "dev", "--port", str(port)],
                                           stdout=log, stderr=subprocess.STDOUT, cwd=ROOT,
                                           env={**base, **(env or {})}, start_new_session=True)
 

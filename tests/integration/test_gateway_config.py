@@ -25,7 +25,7 @@ def run_gateway(tmp_path, **env: str) -> tuple[int, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("SPOOL_")}
     base.update({"REDIS_URL": "redis://127.0.0.1:1/0",  # never reached: it must not get that far
                  "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONUNBUFFERED": "1", **env})
-    command = [sys.executable, "-m", "spool.cli", "gateway", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"]
+    command = [sys.executable, "-m", "cli", "gateway", "--bind", f"127.0.0.1:{free_port()}", "--workers", "1"]
     process = subprocess.Popen(command, env=base, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         output, _ = process.communicate(timeout=30)

@@ -9,7 +9,7 @@ import subprocess
 
 import pytest
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.conftest import STRICT
 from tests.stack import ROOT
 

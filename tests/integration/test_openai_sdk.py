@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from spool.decoders import SSEDecoder
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 
 TOKENS = 40  # the `stack` fixture's answer length
 

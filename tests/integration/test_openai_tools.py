@@ -11,7 +11,7 @@ import openai
 import pytest
 import requests
 
-from spool.mock_answers import REFUSAL, tool_arguments
+from mock_upstream import REFUSAL, tool_arguments
 
 TOOLS = [{"type": "function", "function": {
     "name": "get_weather",

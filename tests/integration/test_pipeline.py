@@ -11,7 +11,7 @@ import redis
 import requests
 from rq.registry import FailedJobRegistry, FinishedJobRegistry
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.client import answer_text, chat, get_events, post_stream, read
 from tests.stack import wait_until
 

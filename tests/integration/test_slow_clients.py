@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pytest
 import requests
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.client import chat, read
 
 DRIBBLER_ADDRESS = "127.0.0.2"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import redis
 
-from spool.mock_upstream import expected_text
+from mock_upstream import expected_text
 from tests.client import chat, post_stream, read
 
 pytestmark = pytest.mark.integration

@@ -18,8 +18,8 @@ TTL = 3600
 
 @pytest.fixture(scope="session")
 def embedded_redis_url():
-    """One embedded valkey-server (spool/embedded_redis.py) for the session."""
-    from spool.embedded_redis import EmbeddedRedis
+    """One embedded valkey-server (cli/embedded_redis.py) for the session."""
+    from cli.embedded_redis import EmbeddedRedis
 
     with EmbeddedRedis() as server:
         yield server.url

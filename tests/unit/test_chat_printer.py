@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import io
 
-from spool.chat_cli import EventPrinter
+from cli.client_commands import EventPrinter
 
 
 def test_reasoning_text_and_tool_calls_are_printed_as_they_stream():

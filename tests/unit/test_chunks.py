@@ -9,7 +9,7 @@ import json
 import pytest
 
 from spool.errors import UpstreamError
-from spool.mock_upstream import _chunk, _sse
+from mock_upstream.server import _chunk, _sse
 from worker.chunks import ChunkParser, Piece
 from worker.upstream import UpstreamCall
 

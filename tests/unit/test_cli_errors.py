@@ -1,5 +1,5 @@
 """The client commands' failures: one clear line on stderr and an exit status,
-never a traceback (spool/chat_cli.py)."""
+never a traceback (cli/client_commands.py)."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from spool.cli import main
-from spool.dev import free_port
+from cli.main import main
+from cli.dev import free_port
 from tests.stack import ROOT
 
 SID = "A" * 22
@@ -77,7 +77,7 @@ def test_an_error_answer_is_one_line_and_exit_1(gateway, capsys):
 
 def test_tail_into_a_reader_that_stops_exits_quietly(gateway):
     # `spool tail ID | head -1`: the reader closes the pipe after one line.
-    tail = subprocess.Popen([sys.executable, "-m", "spool.cli", "tail", SID, "--url", gateway],
+    tail = subprocess.Popen([sys.executable, "-m", "cli", "tail", SID, "--url", gateway],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=ROOT)
     assert json.loads(tail.stdout.readline())["seq"] == 1
     tail.stdout.close()

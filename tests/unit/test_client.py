@@ -1,4 +1,4 @@
-"""spool.client's EventStream against a loopback server that drops connections."""
+"""cli.client's EventStream against a loopback server that drops connections."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from spool.client import SpoolClient, SpoolClientError
+from cli.client import SpoolClient, SpoolClientError
 
 
 def line(seq: int, type_: str = "delta", **fields) -> bytes:

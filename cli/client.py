@@ -25,6 +25,8 @@ from urllib.parse import urlencode, urlsplit
 
 from spool.decoders import NDJSONDecoder
 
+__all__ = ["EventStream", "GatewayUnreachableError", "SpoolClient", "SpoolClientError"]
+
 log = logging.getLogger(__name__)
 
 TERMINAL_TYPES = frozenset({"done", "error", "cancelled"})

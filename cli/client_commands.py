@@ -14,7 +14,7 @@ import os
 import sys
 from collections.abc import Callable
 
-# spool.client (http.client) imports ssl: only the commands below import it,
+# cli.client (http.client) imports ssl: only the commands below import it,
 # after parsing, so `spool worker` can still patch ssl with gevent first.
 
 DEFAULT_URL = "http://127.0.0.1:8000"
@@ -43,7 +43,7 @@ def run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 
     @functools.wraps(command)
     def wrapped(args: argparse.Namespace) -> int:
-        from spool.client import GatewayUnreachableError, SpoolClientError
+        from cli.client import GatewayUnreachableError, SpoolClientError
 
         try:
             return command(args)
@@ -70,7 +70,7 @@ def run(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Name
 def chat(args: argparse.Namespace) -> int:
     """Stream the answer to stdout; the stream id and any error go to stderr.
     Ctrl-C cancels the generation on the server."""
-    from spool.client import SpoolClient
+    from cli.client import SpoolClient
 
     client = SpoolClient(args.url)
     messages = [{"role": "system", "content": args.system}] if args.system else []
@@ -160,7 +160,7 @@ class EventPrinter:
 @run
 def status(args: argparse.Namespace) -> int:
     """Print the snapshot of a stream."""
-    from spool.client import SpoolClient
+    from cli.client import SpoolClient
 
     print(json.dumps(SpoolClient(args.url).status(args.stream_id), indent=2, ensure_ascii=False), flush=True)
     return 0
@@ -169,7 +169,7 @@ def status(args: argparse.Namespace) -> int:
 @run
 def tail(args: argparse.Namespace) -> int:
     """Print every event (one JSON line each) until the stream ends."""
-    from spool.client import SpoolClient
+    from cli.client import SpoolClient
 
     stream = SpoolClient(args.url).events(args.stream_id, after=args.after)
     try:

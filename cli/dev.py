@@ -1,6 +1,6 @@
 """`spool dev`: the whole stack in one command, with no external services.
 
-Redis is embedded (a real valkey-server, spool/embedded_redis.py) unless
+Redis is embedded (a real valkey-server, cli/embedded_redis.py) unless
 REDIS_URL is set; the model is OpenAI when OPENAI_API_KEY is set, else the
 mock. The gateway, worker and mock run as the same processes as in
 production, so dev behaves like the real stack.
@@ -26,6 +26,8 @@ import urllib.request
 from pathlib import Path
 
 from spool.logs import redact_url
+
+__all__ = ["DevError", "check_port", "free_port", "run_dev"]
 
 STARTUP_SECONDS = 60
 STOP_SECONDS = 15
@@ -95,7 +97,7 @@ def _start(port: int, stack: contextlib.ExitStack, env: dict[str, str]) -> list[
     if env.get("REDIS_URL"):
         notes.append(f"Redis: {redact_url(env['REDIS_URL'])}")
     else:
-        from spool.embedded_redis import EmbeddedRedis, EmbeddedRedisError
+        from cli.embedded_redis import EmbeddedRedis, EmbeddedRedisError
 
         try:
             server = EmbeddedRedis().start()
@@ -115,7 +117,7 @@ def _start(port: int, stack: contextlib.ExitStack, env: dict[str, str]) -> list[
     def spawn(name: str, *args: str) -> None:
         # A process group of its own: the terminal's Ctrl-C reaches only
         # spool dev, which stops its children in order.
-        process = subprocess.Popen([sys.executable, "-m", "spool.cli", *args], env=env, process_group=0)
+        process = subprocess.Popen([sys.executable, "-m", "cli", *args], env=env, process_group=0)
         processes.append((name, process))
         stack.callback(_stop, process)
 

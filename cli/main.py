@@ -38,9 +38,9 @@ def main(argv: list[str] | None = None) -> int:
     mock.add_argument("--tokens-per-second", type=float, default=50.0)
     mock.add_argument("--tokens", type=int, default=200)
 
-    from spool import chat_cli  # standard library only: safe before gevent patches
+    from cli import client_commands  # standard library only: safe before gevent patches
 
-    chat_cli.add_commands(commands)
+    client_commands.add_commands(commands)
 
     args = parser.parse_args(argv)
     return {
@@ -48,9 +48,9 @@ def main(argv: list[str] | None = None) -> int:
         "gateway": _gateway,
         "worker": _worker,
         "mock-upstream": _mock_upstream,
-        "chat": chat_cli.chat,
-        "status": chat_cli.status,
-        "tail": chat_cli.tail,
+        "chat": client_commands.chat,
+        "status": client_commands.status,
+        "tail": client_commands.tail,
     }[args.command](args)
 
 
@@ -115,7 +115,7 @@ def _mock_upstream(args: argparse.Namespace) -> int:
     from gevent import monkey
 
     monkey.patch_all()
-    from spool.mock_upstream import MockConfig, serve
+    from mock_upstream.server import MockConfig, serve
 
     serve(args.host, args.port, MockConfig(args.ttft_ms, args.tokens_per_second, args.tokens))
     return 0
@@ -123,10 +123,7 @@ def _mock_upstream(args: argparse.Namespace) -> int:
 
 def _dev(args: argparse.Namespace) -> int:
     _logging()
-    from spool.dev import run_dev
+    from cli.dev import run_dev
 
     return run_dev(args.port)
 
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,8 @@
 """An OpenAI-compatible chat completions server with deterministic answers.
 
 Used by the tests, the benchmarks and the no-key demo. The answer to a last
-user message `prompt` with `tokens` tokens is `expected_text(prompt, tokens)`.
+user message `prompt` with `tokens` tokens is `expected_text(prompt, tokens)`
+(mock_upstream/answers.py).
 The model name selects a fault to inject:
 
     mock-error     HTTP 500 before any token
@@ -17,7 +18,7 @@ The model name selects a fault to inject:
 
 Offered `tools`, it calls one (finish_reason `tool_calls`) unless the last
 message is a `tool` result; `logprobs: true` adds logprobs. See
-spool/mock_answers.py.
+mock_upstream/answers.py.
 
 GET /_mock/stats lists every request with how many tokens were sent and
 whether it finished or the client aborted it.
@@ -26,10 +27,8 @@ whether it finished or the client aborted it.
 from __future__ import annotations
 
 import collections
-import hashlib
 import itertools
 import json
-import random
 import socket
 import threading
 import time
@@ -38,27 +37,8 @@ from typing import Any
 
 from flask import Flask, Response, jsonify, request
 
-from spool import mock_answers
-
-# Multi-byte words on purpose: clients must not split a character across chunks.
-VOCABULARY = (
-    "the", "stream", "resumes", "exactly", "where", "it", "stopped", "and", "nothing", "is",
-    "lost", "café", "naïve", "über", "日本語", "テキスト", "🙂", "🚀", "Ωmega", "façade",
-    "queue", "worker", "gateway", "redis", "token", "answer", "reconnect", "offline",
-)
-
-
-def answer_tokens(prompt: str, tokens: int) -> list[str]:
-    """The answer's tokens: a word each, separated by spaces, seeded by the prompt."""
-    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
-    words = [rng.choice(VOCABULARY) for _ in range(tokens)]
-    return [word if i == 0 else " " + word for i, word in enumerate(words)]
-
-
-def expected_text(prompt: str, tokens: int) -> str:
-    """The exact text the mock answers to `prompt` with `tokens` tokens."""
-    return "".join(answer_tokens(prompt, tokens))
-
+from mock_upstream import answers
+from mock_upstream.answers import answer_tokens
 
 @dataclass
 class MockConfig:
@@ -132,7 +112,7 @@ def create_app(config: MockConfig) -> Flask:
             return response
         limit = body.get("max_tokens") or body.get("max_completion_tokens") or config.tokens
         tokens = answer_tokens(prompt, min(limit, config.tokens))
-        answer = mock_answers.plan(body, model, prompt, tokens, "length" if limit < config.tokens else "stop")
+        answer = answers.plan(body, model, prompt, tokens, "length" if limit < config.tokens else "stop")
         sent = len(answer.fragments)
         usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": sent,
                  "total_tokens": len(prompt.split()) + sent, **answer.usage_details}
@@ -147,7 +127,7 @@ def create_app(config: MockConfig) -> Flask:
     return app
 
 
-def _stream(config: MockConfig, record: RequestRecord, answer: mock_answers.Plan, usage: Any, fault: str | None):
+def _stream(config: MockConfig, record: RequestRecord, answer: answers.Plan, usage: Any, fault: str | None):
     if fault not in ("mock-truncate", "mock-corrupt", "mock-stall", "mock-drop"):
         fault = None
     fragments = answer.fragments
@@ -195,7 +175,7 @@ def _chunk(model: str, delta: dict[str, Any] | None, finish_reason: str | None) 
             "model": model, "choices": choices}
 
 
-def _completion(model: str, answer: mock_answers.Plan, usage: dict[str, Any]) -> dict[str, Any]:
+def _completion(model: str, answer: answers.Plan, usage: dict[str, Any]) -> dict[str, Any]:
     message = {k: v for k, v in answer.message.items() if k != "logprobs"}
     body = {"id": "chatcmpl-mock", "object": "chat.completion", "created": int(time.time()), "model": model,
             "choices": [{"index": 0, "message": message, "finish_reason": answer.finish_reason,

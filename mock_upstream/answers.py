@@ -1,7 +1,9 @@
-"""What the mock upstream answers beyond plain text, deterministically (no I/O).
+"""What the mock upstream answers, deterministically (no I/O).
 
-spool/mock_upstream.py serves these; tests compare against them:
+mock_upstream/server.py serves these; tests compare against them:
 
+- plain text: `expected_text(prompt, tokens)`, words of VOCABULARY seeded by
+  the prompt (`answer_tokens`, the one vocabulary of every answer);
 - tools offered (and the last message is not a `tool` result): a call of the
   tool `tool_choice` names, else the first, with arguments valid for its JSON
   schema (strings are words of the answer, multi-byte ones included), split
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +32,25 @@ FRAGMENT_CHARS = 7  # argument fragments: short, so a call spans many chunks
 REASONING_TOKENS = 8
 REFUSAL = "I can't help with that request, sorry."
 SYSTEM_FINGERPRINT = "fp_spool_mock"
+
+# Multi-byte words on purpose: clients must not split a character across chunks.
+VOCABULARY = (
+    "the", "stream", "resumes", "exactly", "where", "it", "stopped", "and", "nothing", "is",
+    "lost", "café", "naïve", "über", "日本語", "テキスト", "🙂", "🚀", "Ωmega", "façade",
+    "queue", "worker", "gateway", "redis", "token", "answer", "reconnect", "offline",
+)
+
+
+def answer_tokens(prompt: str, tokens: int) -> list[str]:
+    """The answer's tokens: a word each, separated by spaces, seeded by the prompt."""
+    rng = random.Random(hashlib.sha256(prompt.encode()).digest())
+    words = [rng.choice(VOCABULARY) for _ in range(tokens)]
+    return [word if i == 0 else " " + word for i, word in enumerate(words)]
+
+
+def expected_text(prompt: str, tokens: int) -> str:
+    """The exact text the mock answers to `prompt` with `tokens` tokens."""
+    return "".join(answer_tokens(prompt, tokens))
 
 
 @dataclass
@@ -152,8 +174,6 @@ def _value(schema: Any, prompt: str) -> Any:
 
 
 def _words(seed: str, count: int) -> list[str]:
-    from spool.mock_upstream import answer_tokens  # the one vocabulary
-
     return [t.strip() for t in answer_tokens(seed, count)]
 
 
