@@ -143,49 +143,70 @@ def access() -> Access:
     return current_app.extensions["spool.access"]
 
 
+@dataclass(frozen=True)
+class Caller:
+    """Who sent the current request, decided once by the auth check.
+
+    owner: the key's owner hash under the current secret, recorded on the
+    streams it creates ("" without a key). owners: that hash under every
+    accepted secret, current first (streams from before a rotation). grant:
+    the stream a read token opens, else None. subject: whom the limits count,
+    the owner hash, `stream:<id>` for a token, else `ip:<address>`."""
+
+    owner: str = ""
+    owners: tuple[str, ...] = ()
+    grant: str | None = None
+    subject: str = ""
+
+
+def current_caller() -> Caller:
+    """The current request's Caller (set by the auth check before any route runs)."""
+    return g.spool_caller
+
+
 def register_auth(app: Flask, access_: Access) -> None:
     """Require a key (or a read token) on every /v1 request of `app`."""
     app.extensions["spool.access"] = access_
 
     @app.before_request
     def _authenticate():
-        g.spool_owner = ""
-        g.spool_owners = ()
-        g.spool_grant = None
-        g.spool_subject = f"ip:{request.remote_addr}"
-        # CORS preflights carry no credentials by design.
-        if not request.path.startswith(API_PREFIX) or request.method == "OPTIONS" or access_.is_open:
-            return
-        scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-        if scheme.lower() == "bearer" and presented:
-            owners = access_.owners_for(presented.strip())
-            if not owners:
-                raise ApiError(401, "unauthorized", "invalid API key")
-            g.spool_owner = g.spool_subject = owners[0]
-            g.spool_owners = owners
-            return
-        token = request.args.get("token")
-        stream_id = (request.view_args or {}).get("stream_id")
-        if token and request.endpoint in TOKEN_ENDPOINTS and stream_id:
-            if not access_.token_grants(token, stream_id):
-                raise ApiError(401, "unauthorized", "invalid or expired stream token")
-            g.spool_grant = stream_id
-            g.spool_subject = f"stream:{stream_id}"
-            return
-        raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>")
+        g.spool_caller = caller = _identify(access_)
+        # Read by gateway/limits.py until it takes the subject as an argument.
+        g.spool_subject = caller.subject
 
 
-def may_access(stream_id: str) -> bool:
-    """True when the current request may use `stream_id` (a well-formed id):
-    the gateway is open, the request holds the stream's read token, or its
-    key created the stream. False also when the stream does not exist."""
+def _identify(access_: Access) -> Caller:
+    """The request's Caller; ApiError 401 for a /v1 request without a valid key or token."""
+    anonymous = Caller(subject=f"ip:{request.remote_addr}")
+    # CORS preflights carry no credentials by design.
+    if not request.path.startswith(API_PREFIX) or request.method == "OPTIONS" or access_.is_open:
+        return anonymous
+    scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and presented:
+        owners = access_.owners_for(presented.strip())
+        if not owners:
+            raise ApiError(401, "unauthorized", "invalid API key")
+        return Caller(owner=owners[0], owners=owners, subject=owners[0])
+    token = request.args.get("token")
+    stream_id = (request.view_args or {}).get("stream_id")
+    if token and request.endpoint in TOKEN_ENDPOINTS and stream_id:
+        if not access_.token_grants(token, stream_id):
+            raise ApiError(401, "unauthorized", "invalid or expired stream token")
+        return Caller(grant=stream_id, subject=f"stream:{stream_id}")
+    raise ApiError(401, "unauthorized", "send Authorization: Bearer <API key>")
+
+
+def may_access(caller: Caller, stream_id: str) -> bool:
+    """True when `caller` may use `stream_id` (a well-formed id): the gateway
+    is open, the caller holds the stream's read token, or its key created the
+    stream. False also when the stream does not exist."""
     access_ = access()
-    if access_.is_open or g.get("spool_grant") == stream_id:
+    if access_.is_open or caller.grant == stream_id:
         return True
     owner = access_.client.hget(access_.keys.meta(stream_id), "owner")
     if owner is None:
         return False
     # Any of the key's owner hashes: a stream created before the secret's
     # rotation recorded the hash under the previous secret.
-    matches = [hmac.compare_digest(owner, mine.encode()) for mine in g.get("spool_owners", ())]
+    matches = [hmac.compare_digest(owner, mine.encode()) for mine in caller.owners]
     return any(matches)

@@ -1,41 +1,52 @@
-"""Queueing a new stream: the one path both APIs create streams by."""
+"""Queueing a new stream: the one path both APIs create streams by.
+
+Everything it uses comes in as an argument (the services, the caller, the
+request id): it reads no Flask globals.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import g
-
 from gateway import metrics
+from gateway.auth import Caller
 from gateway.limits import admit_stream
-from gateway.services import services
+from gateway.services import Services
 from spool.logs import bind
 from spool.queueing import enqueue_generation
 
 
-def queue_stream(stream_id: str, chat: dict[str, Any], api: str) -> None:
-    """Record the stream for the requesting key, admit it past the limits and
-    enqueue its generation; on any failure nothing is left behind."""
-    s = services()
+def queue_stream(s: Services, caller: Caller, stream_id: str, chat: dict[str, Any], api: str, *,
+                 request_id: str | None = None) -> None:
+    """Record the stream for `caller`, admit it past the limits and enqueue
+    its generation; on any failure nothing is left behind. `api` labels the
+    metric (spool, openai, ui); `request_id` is kept in the stored request."""
     bind(stream_id=stream_id)
-    request = {**chat, "request_id": g.get("request_id")}
+    request = {**chat, "request_id": request_id}
     try:
         if s.settings.max_concurrent_streams or s.queue.connection is not s.redis:
             # Created before admission: a concurrent admission prunes live-set
             # members without metadata as ended, and would then admit too many.
             # (A queue on another Redis cannot share the streams' transaction.)
-            s.store.create(stream_id, request, owner=g.spool_owner)
-            admit_stream(stream_id)
+            s.store.create(stream_id, request, owner=caller.owner)
+            _admit(s, caller, stream_id)
             enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
         else:
-            admit_stream(stream_id)  # the queue's depth only: it needs no metadata
+            _admit(s, caller, stream_id)  # the queue's depth only: it needs no metadata
             # One round trip, in one transaction: the worker starts that much sooner.
             with s.redis.pipeline() as pipe:
                 pipe.multi()  # RQ would call it after the first command, which redis-py refuses
-                s.store.create(stream_id, request, owner=g.spool_owner, pipeline=pipe)
+                s.store.create(stream_id, request, owner=caller.owner, pipeline=pipe)
                 enqueue_generation(s.queue, stream_id, s.settings.stream_ttl, pipeline=pipe)
                 pipe.execute()
     except Exception:
         s.store.delete(stream_id)
         raise
     metrics.STREAMS_CREATED.labels(api).inc()
+
+
+def _admit(s: Services, caller: Caller, stream_id: str) -> None:
+    # Becomes admit_stream(s, caller.subject, stream_id) when gateway/limits.py
+    # takes its inputs as arguments; until then it reads the subject the auth
+    # check leaves in g.spool_subject, the same value as caller.subject.
+    admit_stream(stream_id)

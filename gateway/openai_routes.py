@@ -12,9 +12,10 @@ import logging
 import time
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Blueprint, Response, g, jsonify, request
 
 from gateway import metrics
+from gateway.auth import current_caller
 from gateway.errors import render_openai
 from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
@@ -41,10 +42,10 @@ def list_models():
 
 @openai_api.post("/v1/chat/completions")
 def chat_completions():
-    s = services()
+    s, caller = services(), current_caller()
     parsed = parse_completion_request(read_json_body(request, s.settings), s.settings)
     stream_id = new_stream_id()
-    queue_stream(stream_id, parsed.chat, "openai")
+    queue_stream(s, caller, stream_id, parsed.chat, "openai", request_id=g.get("request_id"))
     log.info("completion queued", extra={"model": parsed.chat["model"], "stream": parsed.stream})
     ctx = ChunkContext(completion_id(stream_id), parsed.chat["model"], int(time.time()), parsed.include_usage)
     if parsed.stream:

@@ -8,11 +8,11 @@ import redis
 
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
-from gateway.auth import access, may_access
+from gateway.auth import Caller, access, current_caller, may_access
 from gateway.errors import ApiError, as_api_error
 from gateway.intake import queue_stream
 from gateway.openai_routes import openai_events_response
-from gateway.services import services
+from gateway.services import Services, services
 from gateway.streaming import queue_position, stream_response
 from gateway.validation import parse_chat_request
 from spool import idempotency
@@ -38,14 +38,15 @@ def healthz():
 
 @api.post("/v1/streams")
 def create_stream():
-    chat = parse_chat_request(request, services().settings)
+    s, caller = services(), current_caller()
+    chat = parse_chat_request(request, s.settings)
     fmt = _accepted_stream_format()
     key = request.headers.get("Idempotency-Key")
     if key is not None:
-        stream_id, replayed = _idempotent_stream(key, chat)
+        stream_id, replayed = _idempotent_stream(s, caller, key, chat)
         return _created_response(stream_id, fmt, replayed=replayed)
     stream_id = new_stream_id()
-    queue_stream(stream_id, chat, "spool")
+    queue_stream(s, caller, stream_id, chat, "spool", request_id=g.get("request_id"))
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
     return _created_response(stream_id, fmt)
 
@@ -56,21 +57,20 @@ def create_stream():
 _CLAIM_ATTEMPTS = 3
 
 
-def _idempotent_stream(key: str, chat: dict) -> tuple[str, bool]:
+def _idempotent_stream(s: Services, caller: Caller, key: str, chat: dict) -> tuple[str, bool]:
     """The stream `key` names: (a stream this request created, False), or
     (the stream the first request with `key` created, True). A refusal of the
     first request (429, 503) is raised again, the same, for every retry
     until its Retry-After has passed (spool/idempotency.py)."""
-    s = services()
     if not idempotency.is_valid_key(key):
         raise ApiError(400, "invalid_idempotency_key", "Idempotency-Key must be 1 to 255 printable ASCII characters")
     records = idempotency.IdempotencyKeys(s.redis, s.store.keys)
-    name = records.name(_scoped(key))
+    name = records.name(_scoped(caller, key))
     print_ = idempotency.fingerprint(chat)
     for _ in range(_CLAIM_ATTEMPTS):
         record, claimed = records.claim(name, new_stream_id(), print_)
         if claimed:
-            return _create_claimed(records, name, record, chat), False
+            return _create_claimed(s, caller, records, name, record, chat), False
         if record.fingerprint != print_:
             raise ApiError(422, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
         if record.state is idempotency.State.PENDING:
@@ -88,14 +88,13 @@ def _idempotent_stream(key: str, chat: dict) -> tuple[str, bool]:
                    retry_after=1)
 
 
-def _create_claimed(records: idempotency.IdempotencyKeys, name: str, pending: idempotency.Record,
-                    chat: dict) -> str:
+def _create_claimed(s: Services, caller: Caller, records: idempotency.IdempotencyKeys, name: str,
+                    pending: idempotency.Record, chat: dict) -> str:
     """Create the stream `pending` claimed, and decide the key: the stream,
     or the refusal every concurrent retry will get too."""
-    s = services()
     stream_id = pending.stream_id
     try:
-        queue_stream(stream_id, chat, "spool")
+        queue_stream(s, caller, stream_id, chat, "spool", request_id=g.get("request_id"))
     except Exception as exc:
         error = as_api_error(exc)
         if error.status in (429, 503):
@@ -130,9 +129,9 @@ def _forget_quietly(records, name, pending) -> None:
         log.warning("could not release an Idempotency-Key: %s", exc)
 
 
-def _scoped(idempotency_key: str) -> str:
+def _scoped(caller: Caller, idempotency_key: str) -> str:
     """The key as stored: per API key, so one client cannot replay another's stream."""
-    return f"{g.spool_owner or ''}\n{idempotency_key}"
+    return f"{caller.owner}\n{idempotency_key}"
 
 
 def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool = False) -> Response:
@@ -161,9 +160,9 @@ def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool 
 
 @api.get("/v1/streams/<stream_id>")
 def get_stream(stream_id: str):
-    s = services()
+    s, caller = services(), current_caller()
     try:
-        snapshot = s.store.snapshot(_checked(stream_id))
+        snapshot = s.store.snapshot(_checked(caller, stream_id))
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
     snapshot["queue_position"] = queue_position(s, stream_id)() if snapshot["status"] == "queued" else None
@@ -172,8 +171,8 @@ def get_stream(stream_id: str):
 
 @api.get("/v1/streams/<stream_id>/events")
 def stream_events(stream_id: str):
-    s = services()
-    stream_id = _checked(stream_id)
+    s, caller = services(), current_caller()
+    stream_id = _checked(caller, stream_id)
     bind(stream_id=stream_id)
     fmt = _requested_format()
     after = _resume_point()
@@ -194,8 +193,8 @@ def stream_events(stream_id: str):
 
 @api.post("/v1/streams/<stream_id>/cancel")
 def cancel_stream(stream_id: str):
-    s = services()
-    stream_id = _checked(stream_id)
+    s, caller = services(), current_caller()
+    stream_id = _checked(caller, stream_id)
     bind(stream_id=stream_id)
     try:
         seen = int(s.store.meta(stream_id).get("last_seq", 0))
@@ -262,10 +261,10 @@ def _resume_point() -> int:
     return int(raw)
 
 
-def _checked(stream_id: str) -> str:
+def _checked(caller: Caller, stream_id: str) -> str:
     # The format check comes before any Redis key is built from the id; another
     # key's stream answers 404 too, so ids cannot be probed.
-    if not is_stream_id(stream_id) or not may_access(stream_id):
+    if not is_stream_id(stream_id) or not may_access(caller, stream_id):
         raise _not_found(stream_id)
     return stream_id
 

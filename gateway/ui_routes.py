@@ -24,7 +24,7 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from gateway.auth import may_access
+from gateway.auth import Caller, current_caller, may_access
 from gateway.errors import ApiError
 from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
@@ -52,7 +52,7 @@ TRANSPORT_FIELDS = frozenset({"id", "messages", "trigger", "messageId"})
 
 @ui_api.post("/v1/ui/chat")
 def send_messages():
-    s = services()
+    s, caller = services(), current_caller()
     body = read_json_body(request, s.settings)
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "body must be a JSON object")
@@ -61,18 +61,18 @@ def send_messages():
     messages = to_chat_messages(body.get("messages"), extra.get("tools"))
     parsed = parse_completion_request({**extra, "messages": messages}, s.settings)
     stream_id = new_stream_id()
-    queue_stream(stream_id, parsed.chat, "ui")
+    queue_stream(s, caller, stream_id, parsed.chat, "ui", request_id=g.get("request_id"))
     # The stream is kept stream_ttl after its last write: remember it as long.
     ttl = s.settings.stream_ttl + int(s.settings.max_generation_seconds)
-    s.redis.set(_chat_key(s, chat_id), stream_id, ex=ttl)
+    s.redis.set(_chat_key(s, caller, chat_id), stream_id, ex=ttl)
     log.info("ui chat answer %s queued (model %s)", stream_id, parsed.chat["model"])
     return _ui_response(stream_id, 0, UiMessageEncoder(stream_id))
 
 
 @ui_api.get("/v1/ui/chat/<chat_id>/stream")
 def resume_stream(chat_id: str):
-    s = services()
-    stream_id = _chat_stream(s, _chat_id(chat_id))
+    s, caller = services(), current_caller()
+    stream_id = _chat_stream(s, caller, _chat_id(chat_id))
     after = _resume_point()
     try:
         meta = s.store.meta(stream_id) if stream_id else None
@@ -94,8 +94,8 @@ def resume_stream(chat_id: str):
 
 @ui_api.post("/v1/ui/chat/<chat_id>/stop")
 def stop_stream(chat_id: str):
-    s = services()
-    stream_id = _chat_stream(s, _chat_id(chat_id))
+    s, caller = services(), current_caller()
+    stream_id = _chat_stream(s, caller, _chat_id(chat_id))
     try:
         if stream_id is None:
             raise StreamNotFoundError(chat_id)
@@ -120,15 +120,15 @@ def _chat_id(value: Any) -> str:
     return value
 
 
-def _chat_key(s: Services, chat_id: str) -> str:
-    return s.store.keys.ui_chat(g.get("spool_owner", ""), chat_id)
+def _chat_key(s: Services, caller: Caller, chat_id: str) -> str:
+    return s.store.keys.ui_chat(caller.owner, chat_id)
 
 
-def _chat_stream(s: Services, chat_id: str) -> str | None:
-    """The chat's latest stream, if this request may use it."""
-    raw = s.redis.get(_chat_key(s, chat_id))
+def _chat_stream(s: Services, caller: Caller, chat_id: str) -> str | None:
+    """The chat's latest stream, if `caller` may use it."""
+    raw = s.redis.get(_chat_key(s, caller, chat_id))
     stream_id = raw.decode() if raw else None
-    if stream_id is None or not is_stream_id(stream_id) or not may_access(stream_id):
+    if stream_id is None or not is_stream_id(stream_id) or not may_access(caller, stream_id):
         return None
     bind(stream_id=stream_id)
     return stream_id

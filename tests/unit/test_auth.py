@@ -175,3 +175,21 @@ def test_openai_route_streams_belong_to_their_key_and_count_against_its_limit(ma
     # The live stream holds Alice's one slot, whichever API created it.
     refused = client.post("/v1/streams", json=CHAT, headers=bearer(ALICE))
     assert refused.status_code == 429 and refused.get_json()["error"]["code"] == "too_many_streams"
+
+
+
+def test_the_caller_is_decided_once_per_request(make_app):
+    from gateway.auth import Caller, current_caller, owner_of
+
+    app = make_app(api_keys=ALICE, secret_key=SECRET)
+    seen: list[Caller] = []
+    app.after_request(lambda response: seen.append(current_caller()) or response)
+    client = app.test_client()
+    created = create(client)
+    owner = owner_of(ALICE, SECRET)
+    assert seen[-1] == Caller(owner=owner, owners=(owner,), grant=None, subject=owner)
+    sid, token = created["id"], created["read_token"]
+    assert client.get(f"/v1/streams/{sid}?token={token}").status_code == 200
+    assert seen[-1] == Caller(grant=sid, subject=f"stream:{sid}")
+    assert client.get("/healthz").status_code == 200
+    assert seen[-1] == Caller(subject="ip:127.0.0.1")
