@@ -9,6 +9,7 @@ OpenAI's shape, with status 400 where the native route answers 422.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +31,10 @@ def _invalid(message: str, param: str | None) -> ApiError:
     return ApiError(400, "invalid_request", message, param=param)
 
 
-def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest:
-    """Validate `body`; raises ApiError (400 or 404) naming the bad parameter."""
+def parse_completion_request(body: Any, settings: Settings,
+                             depths: Mapping[str, int] | None = None) -> CompletionRequest:
+    """Validate `body`; raises ApiError (400 or 404) naming the bad parameter.
+    `depths`: how deep its members nest, as read_json_body measured them."""
     if not isinstance(body, dict):
         raise _invalid("body must be a JSON object", None)
     body = dict(body)
@@ -54,7 +57,7 @@ def parse_completion_request(body: Any, settings: Settings) -> CompletionRequest
     if allowed and isinstance(body.get("model"), str) and body["model"] not in allowed:
         raise ApiError(404, "model_not_found", f"the model {body['model']!r} does not exist", param="model")
     try:
-        chat = validate_chat(body, settings)
+        chat = validate_chat(body, settings, depths)
     except RequestError as exc:
         raise _invalid(exc.message, param=exc.param or None) from None
     return CompletionRequest(chat, stream, include_usage)

@@ -43,7 +43,8 @@ def list_models():
 @openai_api.post("/v1/chat/completions")
 def chat_completions():
     s, caller = services(), current_caller()
-    parsed = parse_completion_request(read_json_body(request, s.settings), s.settings)
+    body = read_json_body(request, s.settings)
+    parsed = parse_completion_request(body.value, s.settings, body.depths)
     stream_id = new_stream_id()
     queue_stream(s, caller, stream_id, parsed.chat, "openai", request_id=g.get("request_id"))
     log.info("completion queued", extra={"model": parsed.chat["model"], "stream": parsed.stream})

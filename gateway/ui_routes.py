@@ -53,13 +53,16 @@ TRANSPORT_FIELDS = frozenset({"id", "messages", "trigger", "messageId"})
 @ui_api.post("/v1/ui/chat")
 def send_messages():
     s, caller = services(), current_caller()
-    body = read_json_body(request, s.settings)
+    read = read_json_body(request, s.settings)
+    body = read.value
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_request", "body must be a JSON object")
     chat_id = _chat_id(body.get("id"))
     extra = {k: v for k, v in body.items() if k not in TRANSPORT_FIELDS}
     messages = to_chat_messages(body.get("messages"), extra.get("tools"))
-    parsed = parse_completion_request({**extra, "messages": messages}, s.settings)
+    # The depths of the extras as read; the converted messages are measured anew.
+    parsed = parse_completion_request({**extra, "messages": messages}, s.settings,
+                                      {name: read.depths[name] for name in extra})
     stream_id = new_stream_id()
     queue_stream(s, caller, stream_id, parsed.chat, "ui", request_id=g.get("request_id"))
     # The stream is kept stream_ttl after its last write: remember it as long.

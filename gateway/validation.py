@@ -19,7 +19,8 @@ passed to worker/upstream.py `Upstream.open`:
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from flask import Request
@@ -28,7 +29,7 @@ from gateway.errors import ApiError
 from gateway.messages import RequestError, check_messages, check_tool_choice, check_tools
 from spool.settings import Settings
 
-__all__ = ["RequestError", "allowed_models", "parse_chat_request", "read_json_body", "validate_chat"]
+__all__ = ["JsonBody", "RequestError", "allowed_models", "parse_chat_request", "read_json_body", "validate_chat"]
 
 # Nesting of a request's parameters (an object holding an array is depth 2). A
 # tool's JSON schema nests two levels per schema level; OpenAI's structured
@@ -45,12 +46,12 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
     Raises ApiError: 413, 415 or 400 for the body, 422 `invalid_request`
     naming the `param` for its content."""
     body = read_json_body(request, settings)
-    stream_fields = sorted(STREAM_PARAMS & set(body)) if isinstance(body, dict) else []
+    stream_fields = sorted(STREAM_PARAMS & set(body.value)) if isinstance(body.value, dict) else []
     if stream_fields:
         raise ApiError(422, "invalid_request", f"{stream_fields[0]} is for /v1/chat/completions; "
                        "POST /v1/streams picks its format by Accept", stream_fields[0])
     try:
-        return validate_chat(body, settings)
+        return validate_chat(body.value, settings, body.depths)
     except RequestError as exc:
         raise ApiError(422, "invalid_request", exc.message, exc.param) from None
 
@@ -61,7 +62,18 @@ def parse_chat_request(request: Request, settings: Settings) -> dict[str, Any]:
 MAX_JSON_DEPTH = 256
 
 
-def read_json_body(request: Request, settings: Settings) -> Any:
+@dataclass(frozen=True)
+class JsonBody:
+    """A request's JSON body, walked once by read_json_body: its value and,
+    for an object, how deep each member nests, counting the body as level 1
+    (a scalar member is 1, an array 2, an object in that array 3), so that
+    validate_chat can bound each parameter without walking the tree again."""
+
+    value: Any
+    depths: Mapping[str, int] = field(default_factory=dict)
+
+
+def read_json_body(request: Request, settings: Settings) -> JsonBody:
     """The request's JSON body; ApiError 413, 415 or 400 when it is not one:
     too large, not JSON, nested over MAX_JSON_DEPTH levels, or holding a
     string with a lone UTF-16 surrogate (`"\\ud800"`: valid JSON syntax, but
@@ -79,30 +91,39 @@ def read_json_body(request: Request, settings: Settings) -> Any:
         raise _too_deep() from None
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "invalid_json", "body is not valid JSON") from None
-    _check_tree(body)
-    return body
+    return JsonBody(body, _walk(body))
 
 
 def _too_deep() -> ApiError:
     return ApiError(400, "invalid_json", f"body is nested deeper than {MAX_JSON_DEPTH} levels")
 
 
-def _check_tree(body: Any) -> None:
-    """Raise ApiError 400 past MAX_JSON_DEPTH or at a lone surrogate; iterative,
-    so the check itself cannot recurse too deep."""
-    stack = [(body, 0)]
+def _walk(body: Any) -> dict[str, int]:
+    """The one walk of a body: raise ApiError 400 past MAX_JSON_DEPTH or at a
+    lone surrogate, and return each member's depth (see JsonBody) when the
+    body is an object. Iterative, so the walk itself cannot recurse too deep."""
+    depths: dict[str, int] = {}
+    # (value, depth with the body at 0, the top-level member it is in)
+    stack: list[tuple[Any, int, str | None]] = [(body, 0, None)]
     while stack:
-        value, depth = stack.pop()
+        value, depth, member = stack.pop()
         if isinstance(value, str):
             _check_text(value)
         elif isinstance(value, (list, dict)):
             if depth >= MAX_JSON_DEPTH:
                 raise _too_deep()
+            if member is not None and depth + 1 > depths[member]:
+                depths[member] = depth + 1
             if isinstance(value, dict):
                 for key in value:
                     _check_text(key)
+                if depth == 0:
+                    depths.update(dict.fromkeys(value, 1))
+                    stack.extend((item, 1, key) for key, item in value.items())
+                    continue
                 value = value.values()
-            stack.extend((item, depth + 1) for item in value)
+            stack.extend((item, depth + 1, member) for item in value)
+    return depths
 
 
 def _check_text(value: str) -> None:
@@ -114,13 +135,19 @@ def _check_text(value: str) -> None:
         raise ApiError(400, "invalid_json", "body holds a lone UTF-16 surrogate (\\ud800-\\udfff): not text") from None
 
 
-def validate_chat(body: Any, settings: Settings) -> dict[str, Any]:
+def validate_chat(body: Any, settings: Settings, depths: Mapping[str, int] | None = None) -> dict[str, Any]:
     """The validated request from a parsed body; RequestError naming the bad parameter otherwise.
 
+    `depths`: each member's depth as read_json_body measured it (JsonBody);
+    members it does not give (a body built after reading) are measured here.
     `stream` and `stream_options` are the caller's to remove first."""
     if not isinstance(body, dict):
         raise RequestError("body must be a JSON object", "")
-    too_deep = _deepest_param(body, MAX_PARAM_DEPTH)
+    depths = depths or {}
+    unmeasured = {name: value for name, value in body.items() if name not in depths}
+    if unmeasured:
+        depths = {**depths, **_walk(unmeasured)}
+    too_deep = next((name for name in body if depths[name] > MAX_PARAM_DEPTH), None)
     if too_deep is not None:
         raise RequestError(f"{too_deep} nests deeper than {MAX_PARAM_DEPTH} levels", too_deep)
     forward_unknown = bool(settings.forward_unknown_params)
@@ -159,20 +186,6 @@ def _model(value: Any, settings: Settings) -> str:
     if allowed and value not in allowed:
         raise RequestError(f"model must be one of {', '.join(sorted(allowed))}", "model")
     return value
-
-
-def _deepest_param(body: dict[str, Any], limit: int) -> str | None:
-    """The top-level parameter nesting deeper than `limit`, or None.
-    Iterative, so a hostile body cannot exhaust the interpreter's stack."""
-    stack: list[tuple[Any, int, str]] = [(value, 2, name) for name, value in body.items()
-                                         if isinstance(value, (dict, list))]
-    while stack:
-        value, depth, name = stack.pop()
-        if depth > limit:
-            return name
-        children = value.values() if isinstance(value, dict) else value
-        stack.extend((child, depth + 1, name) for child in children if isinstance(child, (dict, list)))
-    return None
 
 
 # Checks of the known parameters: each takes (name, value, settings) and raises

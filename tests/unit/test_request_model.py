@@ -155,6 +155,22 @@ def test_an_over_deep_body_is_refused(app, redis_client):
     assert redis_client.dbsize() == 0
 
 
+@pytest.mark.parametrize("route", [NATIVE, OPENAI, "/v1/ui/chat"])
+def test_the_body_is_walked_once_for_both_depth_bounds(app, redis_client, route, monkeypatch):
+    from gateway import validation
+
+    walked = []
+    walk = validation._walk
+    monkeypatch.setattr(validation, "_walk", lambda body: walked.append(body) or walk(body))
+    ui = {"id": "chat1", "messages": [{"id": "m1", "role": "user", "parts": [{"type": "text", "text": "hi"}]}]}
+    body = {**(ui if route == "/v1/ui/chat" else ASK), "future_param": nested(70)}
+    response = app.test_client().post(route, json=body)
+    assert response.status_code in (400, 422) and response.get_json()["error"]["param"] == "future_param"
+    # The UI route's messages are rebuilt from its parts: only they are measured again.
+    assert walked[0] == body and [list(w) for w in walked[1:]] == ([] if route != "/v1/ui/chat" else [["messages"]])
+    assert redis_client.dbsize() == 0
+
+
 @pytest.mark.parametrize("field", ["stream", "stream_options"])
 def test_the_native_route_refuses_stream_fields(app, redis_client, field):
     response = app.test_client().post(NATIVE, json={**ASK, field: True})
