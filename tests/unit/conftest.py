@@ -1,6 +1,6 @@
 """Unit-tier fixtures: the stream store on every backend: fakeredis, the real
 Redis, and `spool dev`'s embedded valkey-server (so dev cannot drift from
-production again)."""
+production again); and `make_app`, the one way the unit tests build a gateway."""
 
 from __future__ import annotations
 
@@ -49,6 +49,26 @@ def backend(request, prefix):
     for key in keys:  # one by one: on a cluster they live in many slots
         client.delete(key)
     client.close()
+
+
+@pytest.fixture
+def make_app(prefix):
+    """Build gateway apps: `make_app(**settings)` on a fresh fakeredis, or on
+    `redis_client=` a client of the test's; the keys and the queue are under
+    the test's prefix. Every app's hub is stopped after the test."""
+    from gateway import create_app
+
+    apps = []
+
+    def make(*, redis_client=None, **config):
+        client = fakeredis.FakeRedis() if redis_client is None else redis_client
+        app = create_app({"key_prefix": prefix, "queue": prefix, **config}, redis_client=client)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions["spool"].hub.stop()
 
 
 @pytest.fixture

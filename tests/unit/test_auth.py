@@ -7,7 +7,6 @@ import logging
 import fakeredis
 import pytest
 
-from gateway import create_app
 from gateway.auth import Access, load_api_keys
 from spool.errors import ConfigError
 from spool.settings import Settings
@@ -16,20 +15,6 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 ALICE, BOB = "alice-key-0123456789-abcdefghijklmnop", "bob-key-9876543210-abcdefghijklmnopq"
 SECRET = "s3cret-0123456789-abcdefghijklmnopq"
 FILE_KEY = "file-key-0123456789-abcdefghijklmnop"
-
-
-@pytest.fixture
-def make_app(prefix):
-    apps = []
-
-    def make(**config):
-        app = create_app({"key_prefix": prefix, "queue": prefix, **config}, redis_client=fakeredis.FakeRedis())
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["spool"].hub.stop()
 
 
 @pytest.fixture

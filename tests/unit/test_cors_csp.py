@@ -5,29 +5,13 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import fakeredis
 import pytest
 
-from gateway import create_app
 from gateway.static import CONTENT_SECURITY_POLICY
 
 ALLOWED = "https://chat.example.com"
 KEY = "cors-key-0123456789-abcdefghijklmnop"
 ROOT = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def make_client(prefix):
-    apps = []
-
-    def make(**config):
-        app = create_app({"key_prefix": prefix, "queue": prefix, **config}, redis_client=fakeredis.FakeRedis())
-        apps.append(app)
-        return app.test_client()
-
-    yield make
-    for app in apps:
-        app.extensions["spool"].hub.stop()
 
 
 def preflight(client, origin: str):
@@ -36,8 +20,8 @@ def preflight(client, origin: str):
         "Access-Control-Request-Headers": "authorization, content-type"})
 
 
-def test_preflight_from_an_allowed_origin_passes_without_a_key(make_client):
-    client = make_client(cors_origins=f"{ALLOWED}/, https://other.example", api_keys=KEY, secret_key="cors-secret-0123456789-abcdefghijkl")
+def test_preflight_from_an_allowed_origin_passes_without_a_key(make_app):
+    client = make_app(cors_origins=f"{ALLOWED}/, https://other.example", api_keys=KEY, secret_key="cors-secret-0123456789-abcdefghijkl").test_client()
     response = preflight(client, ALLOWED)
     assert response.status_code == 200
     assert response.headers["Access-Control-Allow-Origin"] == ALLOWED
@@ -50,20 +34,20 @@ def test_preflight_from_an_allowed_origin_passes_without_a_key(make_client):
     assert "X-Stream-Token" in actual.headers["Access-Control-Expose-Headers"]
 
 
-def test_other_origins_get_no_cors_headers(make_client):
-    client = make_client(cors_origins=ALLOWED)
+def test_other_origins_get_no_cors_headers(make_app):
+    client = make_app(cors_origins=ALLOWED).test_client()
     response = preflight(client, "https://evil.example")
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-def test_no_cors_by_default(make_client):
-    response = preflight(make_client(), ALLOWED)
+def test_no_cors_by_default(make_app):
+    response = preflight(make_app().test_client(), ALLOWED)
     assert "Access-Control-Allow-Origin" not in response.headers
 
 
-def test_the_page_carries_the_csp(make_client, tmp_path):
+def test_the_page_carries_the_csp(make_app, tmp_path):
     (tmp_path / "index.html").write_text("<!doctype html><title>t</title>")
-    client = make_client(static_dir=str(tmp_path))
+    client = make_app(static_dir=str(tmp_path)).test_client()
     for path in ["/", "/some/page/state"]:
         response = client.get(path)
         assert response.status_code == 200

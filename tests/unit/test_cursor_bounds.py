@@ -4,10 +4,8 @@ terminal event it then sees ends instead of idling forever."""
 
 from __future__ import annotations
 
-import fakeredis
 import pytest
 
-from gateway import create_app
 from spool.events import EventType
 from spool.keys import new_stream_id
 from spool.tail import events
@@ -16,10 +14,8 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 
 
 @pytest.fixture
-def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix}, redis_client=fakeredis.FakeRedis())
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app):
+    return make_app()
 
 
 def test_cursor_past_a_live_streams_end_is_400(app):

@@ -6,11 +6,9 @@ from __future__ import annotations
 import logging
 import socket
 
-import fakeredis
 import pytest
 import redis
 
-from gateway import create_app
 from cli.dev import DevError, check_port, free_port, run_dev
 from spool.keys import new_stream_id
 
@@ -42,10 +40,8 @@ def test_spool_dev_on_a_taken_port_stops_before_starting_anything(taken_port, ca
 
 
 @pytest.fixture
-def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix}, redis_client=fakeredis.FakeRedis())
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app):
+    return make_app()
 
 
 @pytest.mark.parametrize("value, mock", [("1", True), ("", False), (None, False)])

@@ -7,7 +7,6 @@ import json
 import fakeredis
 import pytest
 
-from gateway import create_app
 from spool.decoders import NDJSONDecoder, SSEDecoder
 from spool.events import EventType
 
@@ -20,10 +19,8 @@ def redis_client():
 
 
 @pytest.fixture
-def app(redis_client, prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "max_body_bytes": 2000}, redis_client=redis_client)
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app, redis_client):
+    return make_app(redis_client=redis_client, max_body_bytes=2000)
 
 
 @pytest.fixture
@@ -172,11 +169,10 @@ def test_unknown_routes_and_methods_are_json(client):
     assert error_of(client.delete("/v1/streams")) == (405, "method_not_allowed")
 
 
-def test_redis_outage_is_503_with_retry_after(prefix):
+def test_redis_outage_is_503_with_retry_after(make_app):
     import redis
 
-    dead = redis.Redis(port=1, socket_connect_timeout=0.2)
-    app = create_app({"key_prefix": prefix}, redis_client=dead)
+    app = make_app(redis_client=redis.Redis(port=1, socket_connect_timeout=0.2))
     response = app.test_client().post("/v1/streams", json=CHAT)
     assert error_of(response) == (503, "unavailable")
     assert response.headers["Retry-After"]

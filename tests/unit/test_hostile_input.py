@@ -3,11 +3,9 @@ and one error type rendered in each API's shape (issues 17 and 19)."""
 
 from __future__ import annotations
 
-import fakeredis
 import pytest
 import redis
 
-from gateway import create_app
 from gateway.auth import owner_of
 from gateway.errors import ApiError, redis_error
 from spool.events import EventType
@@ -21,11 +19,8 @@ OPENAI = "/v1/chat/completions"
 
 
 @pytest.fixture
-def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, "secret_key": SECRET, "max_messages": 2},
-                     redis_client=fakeredis.FakeRedis())
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app):
+    return make_app(api_keys=KEY, secret_key=SECRET, max_messages=2)
 
 
 @pytest.fixture
@@ -107,21 +102,17 @@ def test_deep_nesting_is_a_400_json_error(app, client, path, shape, depth):
     assert "nested" in error["message"]
 
 
-def test_rate_limited_completions_carry_retry_after(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, "secret_key": SECRET,
-                      "rate_limit_per_minute": 1}, redis_client=fakeredis.FakeRedis())
+def test_rate_limited_completions_carry_retry_after(make_app):
+    app = make_app(api_keys=KEY, secret_key=SECRET, rate_limit_per_minute=1)
     client = app.test_client()
-    try:
-        client.get("/v1/models", headers=AUTH)
-        for path in (OPENAI, NATIVE):
-            response = client.post(path, json={"messages": [{"role": "user", "content": "x"}]}, headers=AUTH)
-            assert response.status_code == 429
-            assert response.get_json()["error"]["code"] == "rate_limited"
-            assert int(response.headers["Retry-After"]) >= 1
-        assert set(client.post(OPENAI, json={}, headers=AUTH).get_json()["error"]) == {"message", "type", "param",
-                                                                                       "code"}
-    finally:
-        app.extensions["spool"].hub.stop()
+    client.get("/v1/models", headers=AUTH)
+    for path in (OPENAI, NATIVE):
+        response = client.post(path, json={"messages": [{"role": "user", "content": "x"}]}, headers=AUTH)
+        assert response.status_code == 429
+        assert response.get_json()["error"]["code"] == "rate_limited"
+        assert int(response.headers["Retry-After"]) >= 1
+    assert set(client.post(OPENAI, json={}, headers=AUTH).get_json()["error"]) == {"message", "type", "param",
+                                                                                   "code"}
 
 
 def test_param_names_the_parameter_not_the_first_word(app, client):
@@ -135,9 +126,8 @@ def test_param_names_the_parameter_not_the_first_word(app, client):
 
 
 @pytest.mark.parametrize("path,shape", [(NATIVE, "native"), (OPENAI, "openai")])
-def test_unreachable_redis_is_503_with_retry_after_in_each_shape(prefix, path, shape):
-    dead = redis.Redis(port=1, socket_connect_timeout=0.2)
-    app = create_app({"key_prefix": prefix, "queue": prefix}, redis_client=dead)
+def test_unreachable_redis_is_503_with_retry_after_in_each_shape(make_app, path, shape):
+    app = make_app(redis_client=redis.Redis(port=1, socket_connect_timeout=0.2))
     response = app.test_client().post(path, json={"messages": [{"role": "user", "content": "x"}]})
     assert response.status_code == 503
     error = response.get_json()["error"]

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import pytest
 
-from gateway import create_app
 from spool.events import EventType
 from spool.keys import Keys
 
@@ -16,18 +15,12 @@ AUTH = {"Authorization": f"Bearer {KEY}"}
 
 
 @pytest.fixture
-def make_client(redis_client, prefix):
-    apps = []
-
+def make_client(make_app, redis_client, prefix):
     def make(**config):
-        app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": f"{KEY},{OTHER_KEY}",
-                          "secret_key": "limits-secret-0123456789-abcdefghij", **config}, redis_client=redis_client)
-        apps.append(app)
-        return app.test_client()
+        return make_app(redis_client=redis_client, api_keys=f"{KEY},{OTHER_KEY}",
+                        secret_key="limits-secret-0123456789-abcdefghij", **config).test_client()
 
     yield make
-    for app in apps:
-        app.extensions["spool"].hub.stop()
     redis_client.delete(f"rq:queue:{prefix}")
 
 
@@ -48,16 +41,12 @@ def test_rate_limit_per_key_answers_429_with_retry_after(make_client):
     assert client.get("/healthz").status_code == 200
 
 
-def test_rate_limit_without_keys_is_per_client_ip(redis_client, prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "rate_limit_per_minute": 1}, redis_client=redis_client)
-    try:
-        client = app.test_client()
-        assert client.get("/v1/streams/" + "A" * 22).status_code == 404
-        assert client.get("/v1/streams/" + "A" * 22).status_code == 429
-        other_ip = client.get("/v1/streams/" + "A" * 22, environ_base={"REMOTE_ADDR": "10.9.8.7"})
-        assert other_ip.status_code == 404
-    finally:
-        app.extensions["spool"].hub.stop()
+def test_rate_limit_without_keys_is_per_client_ip(make_app, redis_client):
+    client = make_app(redis_client=redis_client, rate_limit_per_minute=1).test_client()
+    assert client.get("/v1/streams/" + "A" * 22).status_code == 404
+    assert client.get("/v1/streams/" + "A" * 22).status_code == 429
+    other_ip = client.get("/v1/streams/" + "A" * 22, environ_base={"REMOTE_ADDR": "10.9.8.7"})
+    assert other_ip.status_code == 404
 
 
 def finish(client, sid: str) -> None:

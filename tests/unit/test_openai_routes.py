@@ -7,8 +7,6 @@ import json
 import fakeredis
 import pytest
 
-from gateway import create_app
-
 ASK = {"model": "m1", "messages": [{"role": "user", "content": "hi"}]}
 
 
@@ -18,10 +16,8 @@ def redis_client():
 
 
 @pytest.fixture
-def app(redis_client, prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "models": "m1, m2"}, redis_client=redis_client)
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app, redis_client):
+    return make_app(redis_client=redis_client, models="m1, m2")
 
 
 @pytest.fixture
@@ -38,10 +34,9 @@ def test_models_lists_spool_models(client):
     assert body["object"] == "list" and [m["id"] for m in body["data"]] == ["m1", "m2"]
 
 
-def test_models_defaults_to_the_default_model(redis_client, prefix):
-    app = create_app({"key_prefix": prefix, "default_model": "only"}, redis_client=redis_client)
+def test_models_defaults_to_the_default_model(make_app):
+    app = make_app(default_model="only")
     assert [m["id"] for m in app.test_client().get("/v1/models").get_json()["data"]] == ["only"]
-    app.extensions["spool"].hub.stop()
 
 
 @pytest.mark.parametrize("body,status,param", [

@@ -4,20 +4,15 @@ from __future__ import annotations
 
 import re
 
-import fakeredis
 import pytest
 from jsonschema import Draft202012Validator
-
-from gateway import create_app
 
 DOCUMENTED_PREFIXES = ("/v1/", "/healthz")
 
 
 @pytest.fixture
-def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "models": "a,b"}, redis_client=fakeredis.FakeRedis())
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app):
+    return make_app(models="a,b")
 
 
 def routes(app) -> set[tuple[str, str]]:

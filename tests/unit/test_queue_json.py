@@ -12,7 +12,6 @@ import pytest
 from rq import Queue
 from rq.job import Job
 
-from gateway import create_app
 from spool.queueing import GENERATE_JOB, SERIALIZER, spool_queue
 
 
@@ -21,8 +20,8 @@ def redis_client():
     return fakeredis.FakeRedis()
 
 
-def test_a_job_written_by_the_gateway_is_json(redis_client, prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix}, redis_client=redis_client)
+def test_a_job_written_by_the_gateway_is_json(make_app, redis_client):
+    app = make_app(redis_client=redis_client)
     response = app.test_client().post("/v1/streams", json={"messages": [{"role": "user", "content": "hi"}]},
                                       headers={"Accept": "application/json"})
     assert response.status_code == 202, response.get_data(as_text=True)

@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import fakeredis
 import pytest
 import redis
 
-from gateway import create_app
 from gateway import ops_routes
 
 
 @pytest.fixture
-def client(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix}, redis_client=fakeredis.FakeRedis())
-    return app.test_client()
+def client(make_app):
+    return make_app().test_client()
 
 
 def test_a_full_redis_is_its_own_reason(client, monkeypatch):

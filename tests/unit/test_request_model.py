@@ -9,7 +9,6 @@ import json
 import fakeredis
 import pytest
 
-from gateway import create_app
 from spool import idempotency
 from tests.capture_upstream import MESSAGES, PARAMS
 
@@ -29,16 +28,15 @@ def redis_client():
     return fakeredis.FakeRedis()
 
 
-def make_app(redis_client, prefix, **config):
-    return create_app({"key_prefix": prefix, "queue": prefix, "max_tokens_cap": 1000, **config},
-                      redis_client=redis_client)
+@pytest.fixture
+def chat_app(make_app, redis_client):
+    """Apps on the test's fakeredis, with a small max_tokens cap."""
+    return lambda **config: make_app(redis_client=redis_client, max_tokens_cap=1000, **config)
 
 
 @pytest.fixture
-def app(redis_client, prefix):
-    app = make_app(redis_client, prefix)
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(chat_app):
+    return chat_app()
 
 
 def stored_request(app, response) -> dict:
@@ -179,8 +177,8 @@ def test_the_native_route_refuses_stream_fields(app, redis_client, field):
 
 
 @pytest.mark.parametrize("route", [NATIVE, OPENAI])
-def test_unknown_parameters_are_refused_when_the_operator_says_so(redis_client, prefix, route):
-    app = make_app(redis_client, prefix, forward_unknown_params=0)
+def test_unknown_parameters_are_refused_when_the_operator_says_so(chat_app, route):
+    app = chat_app(forward_unknown_params=0)
     client = app.test_client()
     for body, param in [({**ASK, "future_param": 1}, "future_param"),
                         ({"messages": [{"role": "user", "content": "x", "cache_hint": 1}]}, "messages[0].cache_hint")]:
@@ -192,11 +190,10 @@ def test_unknown_parameters_are_refused_when_the_operator_says_so(redis_client, 
                            buffered=False)
     assert response.status_code in (200, 202)
     response.close()
-    app.extensions["spool"].hub.stop()
 
 
-def test_input_limit_counts_the_text_of_parts_tool_calls_and_refusals(redis_client, prefix):
-    app = make_app(redis_client, prefix, max_input_chars=10)
+def test_input_limit_counts_the_text_of_parts_tool_calls_and_refusals(chat_app):
+    app = chat_app(max_input_chars=10)
     client = app.test_client()
     image = {"type": "image_url", "image_url": {"url": "data:image/png;base64," + "A" * 100}}
     ok = {"messages": [{"role": "user", "content": [{"type": "text", "text": "12345"}, image]},
@@ -207,7 +204,6 @@ def test_input_limit_counts_the_text_of_parts_tool_calls_and_refusals(redis_clie
                                                         "function": {"name": "f", "arguments": "{}x"}}]}]:
         response = client.post(NATIVE, json={"messages": [*ok["messages"], extra]})
         assert response.status_code == 422 and response.get_json()["error"]["param"] == "messages"
-    app.extensions["spool"].hub.stop()
 
 
 def test_the_idempotency_fingerprint_covers_every_parameter(app):

@@ -10,7 +10,6 @@ import hashlib
 import fakeredis
 import pytest
 
-from gateway import create_app
 from gateway.auth import owner_of
 from spool.errors import ConfigError
 from spool.security_config import MIN_KEY_LENGTH, MIN_SECRET_LENGTH, check, literal_origins
@@ -24,20 +23,6 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 def settings(**values) -> Settings:
     """Settings from an empty environment (not the test run's opt-ins)."""
     return Settings.from_env({}, **values)
-
-
-@pytest.fixture
-def make_app(prefix):
-    apps = []
-
-    def make(**config):
-        app = create_app({"key_prefix": prefix, "queue": prefix, **config}, redis_client=fakeredis.FakeRedis())
-        apps.append(app)
-        return app
-
-    yield make
-    for app in apps:
-        app.extensions["spool"].hub.stop()
 
 
 def test_open_mode_needs_the_explicit_opt_in():
@@ -141,9 +126,7 @@ def test_a_rotated_secret_keeps_old_tokens_and_streams(make_app, prefix):
     auth = {"Authorization": f"Bearer {KEY}"}
 
     def app_with(**secrets):
-        app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": KEY, **secrets},
-                         redis_client=redis_client)
-        return app
+        return make_app(redis_client=redis_client, api_keys=KEY, **secrets)
 
     old = app_with(secret_key=SECRET)
     body = old.test_client().post("/v1/streams", json=CHAT, headers=auth).get_json()
@@ -159,8 +142,6 @@ def test_a_rotated_secret_keeps_old_tokens_and_streams(make_app, prefix):
     # Once the previous secret is dropped, its tokens are refused.
     dropped = app_with(secret_key=new_secret).test_client()
     assert dropped.get(f"{body['url']}?token={body['read_token']}").status_code == 401
-    for app in (old, rotated):
-        app.extensions["spool"].hub.stop()
 
 
 @pytest.mark.parametrize("token", ["²", "²³.x", "１２.x", "9" * 5000 + ".x", "-1.x", "", ".", "1e9.x"])

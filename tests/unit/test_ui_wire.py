@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import json
 
-import fakeredis
 import pytest
 
-from gateway import create_app
 from gateway.openai_request import parse_completion_request
 from gateway.ui_messages import to_chat_messages
 from spool.events import EventType
@@ -402,12 +400,8 @@ def test_without_the_custom_tool_offered_a_call_is_a_function_call():
 # --- the routes on fakeredis ------------------------------------------------------
 
 @pytest.fixture
-def app(prefix):
-    app = create_app({"key_prefix": prefix, "queue": prefix, "api_keys": f"{KEY_A},{KEY_B}",
-                      "secret_key": "s" * 32},
-                     redis_client=fakeredis.FakeRedis())
-    yield app
-    app.extensions["spool"].hub.stop()
+def app(make_app):
+    return make_app(api_keys=f"{KEY_A},{KEY_B}", secret_key="s" * 32)
 
 
 KEY_A, KEY_B = "a" * 32, "b" * 32
