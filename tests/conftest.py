@@ -30,6 +30,14 @@ REDIS_URL = os.environ.get("SPOOL_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
 
 
+def require(ok: bool, message: str) -> None:
+    """Fail (SPOOL_TEST_STRICT, as in CI) or skip when a prerequisite is missing."""
+    if not ok:
+        if STRICT:
+            pytest.fail(message)
+        pytest.skip(message)
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     """The real Redis for the integration tiers."""
@@ -37,10 +45,7 @@ def redis_url() -> str:
     try:
         client.ping()
     except redis.RedisError as exc:
-        message = f"no Redis at {REDIS_URL}: {exc}"
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
+        require(False, f"no Redis at {REDIS_URL}: {exc}")
     finally:
         client.close()
     return REDIS_URL

@@ -13,9 +13,9 @@ import pytest
 import redis
 import requests
 
+from mock_upstream import expected_text
 from spool.events import EventType
 from spool.keys import Keys
-from mock_upstream import expected_text
 from tests.chaos.conftest import record
 from tests.chaos.harness import Outcome, run_client
 from tests.chaos.redis_server import RedisServer

@@ -7,15 +7,15 @@ The page marks what tests read with data-testid: `status` (with data-state),
 
 from __future__ import annotations
 
-import os
 import socket
 import struct
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
-import pytest
 from playwright.sync_api import Browser, Page, Playwright
+
+from tests.conftest import require  # noqa: F401  (the e2e tests import it from here)
 
 ROOT = Path(__file__).resolve().parents[2]
 DIST = ROOT / "frontend" / "dist"
@@ -41,17 +41,6 @@ new MutationObserver(() => {
   if (text && window.__statuses.at(-1) !== text) window.__statuses.push(text);
 }).observe(document, { subtree: true, childList: true, characterData: true });
 """
-
-
-STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
-
-
-def require(ok: bool, message: str) -> None:
-    """Fail (SPOOL_TEST_STRICT, as in CI) or skip when a prerequisite is missing."""
-    if not ok:
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
 
 
 def launch(playwright: Playwright) -> Browser:

@@ -17,8 +17,7 @@ import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
+from tests.conftest import require
 from tests.stack import ROOT, free_port, wait_until
 
 TEMPLATE = ROOT / "nginx" / "templates" / "spool.conf.template"
@@ -136,9 +135,7 @@ def start_nginx(directory: Path, gateways: list[str], *, extra_http: str = "", *
     """Render the template for `gateways` and run nginx until `stop()`.
     `overrides` replace placeholder values (SPOOL_NGINX_READ_TIMEOUT="2s")."""
     binary = shutil.which("nginx") or "/usr/sbin/nginx"
-    if not Path(binary).exists():
-        message = "nginx is not installed (apt-get install -y nginx)"
-        pytest.fail(message) if os.environ.get("SPOOL_TEST_STRICT") == "1" else pytest.skip(message)
+    require(Path(binary).exists(), "nginx is not installed (apt-get install -y nginx)")
     port = free_port()
     directory.mkdir(parents=True, exist_ok=True)
     values = values_for(directory, port, gateways, **overrides)

@@ -32,18 +32,18 @@ import yaml
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from spool.errors import ConfigError
 from mock_upstream import expected_text
+from spool.errors import ConfigError
 from spool.security_config import check
 from spool.settings import Settings
 from tests.client import chat, get_events, post_stream, read
+from tests.conftest import require
 from tests.e2e.nginx_harness import TEMPLATE, dockerfile_env, gateway_servers, placeholders, start_nginx
 from tests.stack import ROOT, free_port, wait_until
 
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 SCHEMA = Path(__file__).with_name("compose-spec.json")
 PYTHON_SERVICES = ("gateway", "worker", "mock-upstream")
-STRICT = os.environ.get("SPOOL_TEST_STRICT") == "1"
 
 _VARIABLE = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?+])([^}]*))?\}|\$([A-Za-z_][A-Za-z0-9_]*)")
 # What the file requires to be set at all (`${VAR:?...}`).
@@ -305,8 +305,7 @@ def start_order(services: dict[str, Any]) -> list[str]:
 @pytest.mark.integration
 def test_compose_stack_runs_from_its_own_commands(tmp_path):
     for tool in ("redis-server", "redis-cli", "nginx", "wget"):
-        if not shutil.which(tool) and not Path("/usr/sbin", tool).exists():
-            (pytest.fail if STRICT else pytest.skip)(f"{tool} is not installed")
+        require(bool(shutil.which(tool)) or Path("/usr/sbin", tool).exists(), f"{tool} is not installed")
     prefix = f"t{os.urandom(6).hex()}"
     # Configured as production is: keys from a file, a secret, a Redis
     # password, a real-looking upstream key (the mock ignores it).

@@ -18,8 +18,8 @@ import pytest
 import requests
 
 from gateway.static import PAGE_HEADERS
-from spool.decoders import NDJSONDecoder
 from mock_upstream import expected_text
+from spool.decoders import NDJSONDecoder
 from tests.client import chat, get_events, post_stream, read
 from tests.e2e.nginx_harness import kill_tree, start_nginx
 from tests.stack import start_stack, wait_until

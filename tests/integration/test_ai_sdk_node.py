@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 
 import pytest
 import requests
@@ -14,7 +11,7 @@ import requests
 from mock_upstream import expected_text
 from spool.store import StoredEvent
 from spool.ui_wire import UiMessageEncoder
-from tests.conftest import STRICT
+from tests.node_suite import run_node_suite
 from tests.stack import ROOT, start_stack, wait_until
 from tests.unit.test_ui_wire import chunks_of, parse_sse
 
@@ -79,23 +76,12 @@ def test_text_answer_chunk_sequence(ui_stack):
 
 
 def test_ai_sdk_transport(ui_stack):
-    node = shutil.which("node")
-    if node is None or not (NODE_DIR / "node_modules" / "ai").is_dir():
-        message = "needs node and `npm ci` in tests/ai-sdk-node (make test does it)"
-        if STRICT:
-            pytest.fail(message)
-        pytest.skip(message)
     stack = ui_stack
-    env = {
-        **os.environ,
+    run_node_suite(NODE_DIR, "transport.test.mjs", "ai", {
         "SPOOL_BASE_URL": stack.base_url,
         "SPOOL_EXPECTED": json.dumps({p: expected_text(p, TOKENS) for p in PROMPTS}),
         "SPOOL_ENCODED": json.dumps({"tools": encoded(TOOL_EVENTS), "cancelled": encoded(CANCELLED_EVENTS)}),
-    }
-    result = subprocess.run([node, "--test", "transport.test.mjs"], cwd=NODE_DIR, env=env, capture_output=True,
-                            text=True, timeout=120)
-    assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
-    assert "# pass 8" in result.stdout and "# fail 0" in result.stdout
+    }, passes=8)
     # Stop reached the upstream: the stalled request was aborted, not left hanging.
     def stalled() -> list[dict]:
         return [r for r in stack.mock_stats() if r["prompt"] == "ui stop"]

@@ -8,8 +8,8 @@ import openai
 import pytest
 import requests
 
-from spool.decoders import SSEDecoder
 from mock_upstream import expected_text
+from spool.decoders import SSEDecoder
 
 TOKENS = 40  # the `stack` fixture's answer length
 

@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from spool.errors import UpstreamError
 from mock_upstream.server import _chunk, _sse
+from spool.errors import UpstreamError
 from worker.chunks import ChunkParser, Piece
 from worker.upstream import UpstreamCall
 

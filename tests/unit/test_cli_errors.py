@@ -11,8 +11,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from cli.main import main
 from cli.dev import free_port
+from cli.main import main
 from tests.stack import ROOT
 
 SID = "A" * 22

@@ -7,8 +7,8 @@ import json
 import jsonschema
 
 from mock_upstream import answers as mock_answers
-from spool.message import MessageFold
 from mock_upstream import answer_tokens
+from spool.message import MessageFold
 
 
 def folded(*events: tuple[str, dict]) -> MessageFold:
