@@ -59,15 +59,21 @@ def queued(app) -> str:
     return sid
 
 
-def test_cancel_with_redis_unreachable_is_503_and_logged_with_its_cause(app, monkeypatch, caplog):
+def cancel_failing_with(app, monkeypatch, error: Exception):
+    """POST cancel of a queued stream while the store's cancel raises `error`: (stream id, response)."""
     sid = queued(app)
 
     def refused(stream_id):
-        raise redis.ConnectionError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+        raise error
 
     monkeypatch.setattr(app.extensions["spool"].store, "cancel", refused)
+    return sid, app.test_client().post(f"/v1/streams/{sid}/cancel")
+
+
+def test_cancel_with_redis_unreachable_is_503_and_logged_with_its_cause(app, monkeypatch, caplog):
     with caplog.at_level(logging.WARNING, logger="gateway.routes"):
-        response = app.test_client().post(f"/v1/streams/{sid}/cancel")
+        sid, response = cancel_failing_with(app, monkeypatch, redis.ConnectionError(
+            "Error 111 connecting to 127.0.0.1:6379. Connection refused."))
     assert response.status_code == 503 and response.headers["Retry-After"]
     assert response.get_json()["error"]["code"] == "unavailable"
     assert any(r.name == "gateway.routes" and sid in r.getMessage() and "Connection refused" in r.getMessage()
@@ -75,14 +81,9 @@ def test_cancel_with_redis_unreachable_is_503_and_logged_with_its_cause(app, mon
 
 
 def test_cancel_refused_by_redis_is_not_a_503(app, monkeypatch, caplog):
-    sid = queued(app)
-
-    def refused(stream_id):
-        raise redis.ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")
-
-    monkeypatch.setattr(app.extensions["spool"].store, "cancel", refused)
     with caplog.at_level(logging.ERROR, logger="gateway.routes"):
-        response = app.test_client().post(f"/v1/streams/{sid}/cancel")
+        sid, response = cancel_failing_with(app, monkeypatch, redis.ResponseError(
+            "WRONGTYPE Operation against a key holding the wrong kind of value"))
     assert response.status_code == 500 and response.get_json()["error"]["code"] == "internal_error"
     assert "WRONGTYPE" in caplog.text and sid in caplog.text
     assert "WRONGTYPE" not in response.get_data(as_text=True)
