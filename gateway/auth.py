@@ -10,7 +10,9 @@ for it, as if it did not exist.
 Without keys the gateway is open, which it refuses unless SPOOL_ALLOW_OPEN=1
 says so (spool/security_config.py has every start-up rule). The check runs as
 a `before_request` on the `/v1` prefix, so routes added later are covered
-without touching them.
+without touching them. It decides the request's `Caller` once
+(`current_caller()`); a route reads it at its top and passes it on, to
+`may_access` and to what creates streams, which read no request globals.
 """
 
 from __future__ import annotations
