@@ -27,6 +27,7 @@ from flask import Flask, current_app, g, request
 from itsdangerous import Signer
 
 from gateway.errors import ApiError
+from gateway.services import services
 from spool.keys import Keys
 from spool.security_config import api_keys, check
 from spool.settings import Settings
@@ -182,7 +183,7 @@ def may_access(stream_id: str) -> bool:
     access_ = access()
     if access_.is_open or g.get("spool_grant") == stream_id:
         return True
-    owner = access_.client.hget(access_.keys.meta(stream_id), "owner")
+    owner = services().store.owner(stream_id)
     if owner is None:
         return False
     # Any of the key's owner hashes: a stream created before the secret's

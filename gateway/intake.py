@@ -25,10 +25,10 @@ def queue_stream(stream_id: str, chat: dict[str, Any], api: str) -> None:
             # members without metadata as ended, and would then admit too many.
             # (A queue on another Redis cannot share the streams' transaction.)
             s.store.create(stream_id, request, owner=g.spool_owner)
-            admit_stream(stream_id)
+            admit_stream(s, g.spool_subject, stream_id)
             enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
         else:
-            admit_stream(stream_id)  # the queue's depth only: it needs no metadata
+            admit_stream(s, g.spool_subject, stream_id)  # the queue's depth only: it needs no metadata
             # One round trip, in one transaction: the worker starts that much sooner.
             with s.redis.pipeline() as pipe:
                 pipe.multi()  # RQ would call it after the first command, which redis-py refuses

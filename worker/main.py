@@ -11,7 +11,7 @@ from spool.keys import Keys
 from spool.queueing import spool_queue
 from spool.redis_client import connect, connect_blocking, connect_queue, node_of, pubsub_factory
 from spool.settings import Settings
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker import metrics
 from worker.control import CancelListener
 from worker.generation import GenerationContext, Generations, run_generation
@@ -66,7 +66,7 @@ def run_worker(
     def hand_over(stream_id: str) -> None:
         # Requeued after its generation stopped writing: the next worker reruns from `reset`.
         outcome = leases.hand_over(stream_id, "worker_shutdown")
-        log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome)
+        log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome.value)
 
     def reject(stream_id: str) -> None:
         # A job that cannot be read can never run: its stream ends now.

@@ -28,7 +28,7 @@ from typing import Any
 import redis
 
 from spool.events import TEXT_FIELD, EventType
-from spool.store import AppendRequest, AppendResult, StreamStore
+from spool.streams import AppendRequest, AppendResult, StreamStore
 from worker.metrics import REDIS_ERRORS
 
 log = logging.getLogger(__name__)

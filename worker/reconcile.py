@@ -27,12 +27,11 @@ import redis
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType, StreamStatus
 from spool.redis_health import is_transient
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker.rq_books import EXECUTION_TTL, HEARTBEAT_SECONDS, RQBooks
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({StreamStatus.DONE.value, StreamStatus.ERROR.value, StreamStatus.CANCELLED.value})
 # RQ's job meta key counting the times a stranded job was put back.
 REQUEUES = "spool_requeues"
 
@@ -41,10 +40,10 @@ def end_unstarted(store: StreamStore, stream_id: str, code: str, message: str) -
     """End a queued stream that no worker could start with an `error` event;
     False when it was not queued any more (someone else has it, or it ended)."""
     meta = store.meta(stream_id)
-    if meta["status"] != StreamStatus.QUEUED.value or meta.get("lease_until"):
+    if meta.status is not StreamStatus.QUEUED or meta.leased:
         return False
     try:
-        store.append(stream_id, uuid.uuid4().hex, int(meta.get("last_seq", 0)) + 1,
+        store.append(stream_id, uuid.uuid4().hex, meta.last_seq + 1,
                      [(EventType.ERROR, {"code": code, "message": message})], begin=True)
     except StreamClosedError:
         return False
@@ -107,12 +106,11 @@ class Reconciler:
             books.settle(stream_id, StreamStatus.ERROR.value)
             self._forget(stream_id, in_intermediate)
             return True
-        status = meta["status"]
-        if status in TERMINAL:
-            books.settle(stream_id, status)
+        if meta.status.is_terminal:
+            books.settle(stream_id, meta.status.value)
             self._forget(stream_id, in_intermediate)
             return in_intermediate
-        if status != StreamStatus.QUEUED.value or meta.get("lease_until"):
+        if meta.status is not StreamStatus.QUEUED or meta.leased:
             return False  # a lease holds it: its worker, or the lease reaper, ends it
         if books.intermediate.set_first_seen(stream_id):
             return False  # first seen now: a worker may be taking its lease this moment

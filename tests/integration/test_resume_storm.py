@@ -15,7 +15,7 @@ import requests
 
 from spool.events import EventType
 from spool.keys import Keys, new_stream_id
-from spool.store import PAGE, StreamStore
+from spool.streams import PAGE, StreamStore
 from tests.client import get_events, read
 
 pytestmark = pytest.mark.integration

@@ -14,9 +14,9 @@ import redis
 
 from spool.errors import StreamClosedError
 from spool.events import EventType
-from spool.journal import Journal
+from spool.streams import Journal
 from spool.keys import Keys, new_stream_id
-from spool.store import FAILOVER_SEQ_MARGIN, StreamStore
+from spool.streams import FAILOVER_SEQ_MARGIN, StreamStore
 from tests.unit.conftest import backend
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
@@ -48,7 +48,7 @@ def lose_tail(store: StreamStore, sid: str, keep: int, meta: dict) -> None:
 def test_the_live_writer_restores_a_lost_tail_identically(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 30, writer="w").started  # seq 1: start
+    assert store.leases.acquire(sid, 30, writer="w").started  # seq 1: start
     store.append(sid, "w", 2, [delta("a"), delta("b")])
     store.append(sid, "w", 4, [delta("c")])
     read_by_clients = entries(store, sid)
@@ -63,23 +63,23 @@ def test_the_live_writer_restores_a_lost_tail_identically(store):
 def test_a_lost_claim_is_restored_from_the_start(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 30, writer="w").started
+    assert store.leases.acquire(sid, 30, writer="w").started
     store.append(sid, "w", 2, [delta("a")])
     read_by_clients = entries(store, sid)
     # The replica never saw the lease: the stream is queued and empty there.
     lose_tail(store, sid, 0, {"status": "queued", "writer": ""})
     store.append(sid, "w", 3, [delta("b")])
     assert entries(store, sid)[:2] == read_by_clients
-    assert store.meta(sid)["status"] == "running" and store.meta(sid)["writer"] == "w"
+    assert store.meta(sid).status == "running" and store.meta(sid).writer == "w"
 
 
 def test_a_requeued_stream_is_not_taken_back(store):
     # A reclaim (not a failover) requeued it: the writer's events are all there.
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, -1, writer="w").started
+    assert store.leases.acquire(sid, -1, writer="w").started
     store.append(sid, "w", 2, [delta("a")])
-    assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
     with pytest.raises(StreamClosedError):
         store.append(sid, "w", 3, [delta("b")])
 
@@ -113,20 +113,20 @@ def test_a_rerun_after_a_failover_skips_past_every_seq_clients_may_hold(redis_ur
     sid = new_stream_id()
     try:
         store.create(sid, REQUEST)
-        assert store.acquire_lease(sid, -1, writer="w").started
+        assert store.leases.acquire(sid, -1, writer="w").started
         store.append(sid, "w", 2, [delta("a")])
         # As if the lease had been taken on another master (a replication id
         # this server does not have).
         client.hset(store.keys.meta(sid), "replid", "0" * 40)
-        assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+        assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
         meta = store.meta(sid)
-        assert int(meta["last_seq"]) == 2 + FAILOVER_SEQ_MARGIN and meta["history_lost"] == "1"
+        assert meta.last_seq == 2 + FAILOVER_SEQ_MARGIN and meta.history_lost
         # Without a failover a rerun continues at the next seq.
         plain = new_stream_id()
         store.create(plain, REQUEST)
-        assert store.acquire_lease(plain, -1, writer="w").started
-        assert store.reclaim(plain, "worker_lost", max_attempts=3) == ("requeue", 2)
-        assert store.meta(plain)["last_seq"] == "1"
+        assert store.leases.acquire(plain, -1, writer="w").started
+        assert store.leases.reclaim(plain, "worker_lost", max_attempts=3) == ("requeue", 2)
+        assert store.meta(plain).last_seq == 1
     finally:
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)

@@ -66,7 +66,7 @@ def test_post_without_stream_accept_is_queued_and_enqueued(client, services):
     assert body["status"] == "queued"
     assert body["events_url"] == f"/v1/streams/{body['id']}/events"
     assert services.queue.job_ids == [body["id"]]
-    assert services.store.meta(body["id"])["model"] == "gpt-4o-mini"
+    assert services.store.meta(body["id"]).model == "gpt-4o-mini"
 
 
 @pytest.mark.parametrize(
@@ -246,4 +246,4 @@ def test_a_new_stream_is_recorded_and_enqueued_in_one_round_trip(client, service
     assert response.status_code == 202
     assert len(taken) == 1
     assert services.queue.job_ids[-1] == response.get_json()["id"]
-    assert services.store.meta(response.get_json()["id"])["status"] == "queued"
+    assert services.store.meta(response.get_json()["id"]).status == "queued"

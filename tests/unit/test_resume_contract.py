@@ -115,7 +115,7 @@ def test_the_sdks_chunk_builder_is_the_one_used_here():
 
 
 def response(store, hub, sid: str, after: int, fmt: Format) -> bytes:
-    last = int(store.meta(sid)["last_seq"])
+    last = int(store.meta(sid).last_seq)
     return b"".join(follow(store, hub, sid, after, fmt.encoder(sid), 5.0, ended=after >= last))
 
 

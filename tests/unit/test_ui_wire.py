@@ -20,7 +20,7 @@ from gateway.ui_messages import to_chat_messages
 from spool.events import EventType
 from spool.keys import new_stream_id
 from spool.settings import Settings
-from spool.store import StoredEvent
+from spool.events import Event
 from spool.tail import follow
 from spool.ui_wire import DONE_FRAME, UI_PREAMBLE, UiMessageEncoder
 from spool.wire import Encoder
@@ -75,8 +75,8 @@ def chunks_of(body: bytes) -> list:
     return chunks
 
 
-def stored(seq: int, type_: str, data: dict) -> StoredEvent:
-    return StoredEvent(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
+def stored(seq: int, type_: str, data: dict) -> Event:
+    return Event(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
 
 
 def encode(events: list[tuple[str, dict]], *, after: int = 0, **kwargs) -> bytes:
@@ -248,7 +248,7 @@ def test_an_interrupted_response_ends_with_an_error():
 def test_text_with_unexpected_keys_is_decoded():
     encoder = UiMessageEncoder("sid")
     encoder.encode(stored(1, "start", {}))
-    frames = encoder.encode(StoredEvent(2, b"delta", b'{"text":"a","x":"b"}'))
+    frames = encoder.encode(Event(2, b"delta", b'{"text":"a","x":"b"}'))
     assert parse_sse(frames)[-1][1] == {"type": "text-delta", "id": "text-2", "delta": "a"}
 
 
@@ -455,7 +455,7 @@ def test_send_resume_stop_and_ownership(app):
     assert response.mimetype == "text/event-stream"
     stream_id = response.headers["X-Stream-Id"]
     response.close()  # a dropped connection: the answer goes on
-    request = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
+    request = json.loads(app.extensions["spool"].store.meta(stream_id).request)
     assert request["messages"] == [{"role": "user", "content": "hi"}] and request["params"]["temperature"] == 0.5
     finish(app, stream_id, (EventType.DELTA, {"text": "Hello"}), (EventType.DONE, {"finish_reason": "stop"}))
 
@@ -485,7 +485,7 @@ def test_a_tool_round_trip_is_queued_as_chat_messages(app):
     response = client.post("/v1/ui/chat", json=body, headers=auth())
     assert response.status_code == 200, response.data
     response.close()
-    request = json.loads(app.extensions["spool"].store.meta(response.headers["X-Stream-Id"])["request"])
+    request = json.loads(app.extensions["spool"].store.meta(response.headers["X-Stream-Id"]).request)
     assert request["messages"] == TOOL_ROUND_TRIP_CHAT and request["params"]["tools"] == [WEATHER, SQL]
 
 
