@@ -1,5 +1,5 @@
 """What a failover that lost acknowledged writes leaves, and how the store
-repairs it without changing any seq a client may have read (spool/journal.py).
+repairs it without changing any seq a client may have read (spool/streams/journal.py).
 
 A promoted replica that was behind looks like the stream with its last
 entries gone and its meta from before them; the tests make that state by hand.
