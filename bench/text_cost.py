@@ -36,9 +36,8 @@ def parse():
 pieces = ChunkParser().feed(body)
 store = StreamStore(fakeredis.FakeRedis(), Keys("b"), 60)
 def publish_run():
-    sid = new_stream_id(); store.create(sid, {"model": "m", "messages": []}); store.leases.acquire(sid, 30)
-    pub = Publisher(store, sid, "w", first_seq=1, interval=60.0, outage_window=5)
-    pub.begin(EventType.START, {"id": sid})
+    sid = new_stream_id(); store.create(sid, {"model": "m", "messages": []}); store.leases.acquire(sid, 30, "w")
+    pub = Publisher(store, sid, "w", first_seq=2, interval=60.0, outage_window=5)
     pub.delta("x")
     t = time.process_time()
     for piece in pieces:

@@ -45,7 +45,8 @@ class EventType(str, Enum):
 
     @property
     def is_terminal(self) -> bool:
-        return self in (EventType.DONE, EventType.ERROR, EventType.CANCELLED)
+        """A terminal event ends the stream with the status of its name."""
+        return self.value in _TERMINAL_VALUES
 
 
 # The field that carries the text of each coalescable type: consecutive
@@ -59,7 +60,9 @@ TEXT_FIELD = {
 # The optional keys of `done` that report what the upstream said about itself.
 DONE_INFO_KEYS = ("model", "system_fingerprint", "service_tier")
 
+# The one definition of a stream's end (and of the events that end it).
 _TERMINAL_STATUSES = frozenset({StreamStatus.DONE, StreamStatus.ERROR, StreamStatus.CANCELLED})
+_TERMINAL_VALUES = frozenset(status.value for status in _TERMINAL_STATUSES)
 
 
 @dataclass(frozen=True)

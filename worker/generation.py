@@ -13,7 +13,7 @@ from enum import Enum
 from typing import Any
 
 from spool.errors import StreamClosedError, StreamNotFoundError, UpstreamError
-from spool.events import EventType, StreamStatus, start_data
+from spool.events import EventType, StreamStatus
 from spool.logs import bind
 from spool.settings import Settings
 from spool.streams import StreamStore
@@ -155,8 +155,9 @@ def run_generation(ctx: GenerationContext, stream_id: str,
     (cancelled while queued). Raises StartFailed when the lease could not
     be taken (the stream is untouched: the caller retries or reconciles),
     and GenerationFailed after writing `error`. `on_leased` is called once
-    the lease is this worker's. A rerun after a lost worker opens with
-    `reset` instead of `start`.
+    the lease is this worker's. The lease claims the stream with its first
+    event (spool/streams/leases.py): `start`, or `reset` on a rerun after a
+    lost worker; the answer follows it.
     """
     writer = uuid.uuid4().hex
     try:
@@ -171,7 +172,8 @@ def run_generation(ctx: GenerationContext, stream_id: str,
         return RunOutcome.of(meta.status)  # cancelled while queued, or another worker has it
     if on_leased is not None:
         on_leased()
-    last_seq, attempt, created_at = meta.last_seq, meta.attempt, meta.created_at
+    # The lease wrote the claiming event at last_seq + 1: the answer follows it.
+    first_seq, attempt, created_at = meta.last_seq + 2, meta.attempt, meta.created_at
     try:
         request = json.loads(meta.request or "")
         if created_at is None:
@@ -179,8 +181,7 @@ def run_generation(ctx: GenerationContext, stream_id: str,
     except ValueError as exc:
         # It can never run: end it now rather than let the lease rerun it.
         log.error("stream %s: unreadable request (%r); ending it", stream_id, exc)
-        seq = last_seq + (2 if lease.started else 1)
-        ctx.store.append(stream_id, writer, seq, [(EventType.ERROR, UNREADABLE)], begin=not lease.started)
+        ctx.store.append(stream_id, writer, first_seq, [(EventType.ERROR, UNREADABLE)])
         ctx.store.leases.drop(stream_id)
         raise GenerationFailed(f"unreadable request: {exc!r}") from exc
     bind(stream_id=stream_id, request_id=request.get("request_id"))
@@ -188,22 +189,10 @@ def run_generation(ctx: GenerationContext, stream_id: str,
         ctx.store,
         stream_id,
         writer,
-        first_seq=last_seq + (2 if lease.started else 1),
+        first_seq=first_seq,
         interval=ctx.settings.coalesce_ms / 1000,
         outage_window=ctx.settings.redis_outage_window,
     )
-    # Unless the lease wrote `start` (one round trip fewer before the model
-    # is asked), the first append claims the stream: `start`, or `reset` on a rerun.
-    if not lease.started:
-        try:
-            if last_seq == 0:
-                publisher.begin(EventType.START, start_data(stream_id, request["model"], created_at))
-            else:
-                reason = meta.reset_reason or "worker_lost"
-                publisher.begin(EventType.RESET, {"attempt": attempt, "reason": reason})
-        except StreamClosedError:
-            ctx.store.leases.drop(stream_id)
-            return RunOutcome.of(ctx.store.meta(stream_id).status)
     watch = GenerationWatch(created_at)
     outcome = RunOutcome.ERROR
     generation = Generation(stream_id)

@@ -17,7 +17,7 @@ from worker.control import CancelListener
 from worker.generation import GenerationContext, Generations, run_generation
 from worker.leases import LeaseKeeper
 from worker.publisher import Flusher
-from worker.reconcile import Reconciler, end_unstarted
+from worker.reconcile import Reconciler
 from worker.rq_books import RQBooks
 from worker.runner import INTAKE_FETCHERS, JobRunner
 from worker.upstream import Upstream
@@ -71,7 +71,7 @@ def run_worker(
     def reject(stream_id: str) -> None:
         # A job that cannot be read can never run: its stream ends now.
         message = "the queued job could not be read"
-        end_unstarted(store, stream_id, "internal_error", message)
+        store.fail(stream_id, "internal_error", message)
         books.settle(stream_id, StreamStatus.ERROR.value)
         books.left_queue(stream_id)
 

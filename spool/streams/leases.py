@@ -2,7 +2,9 @@
 metadata and indexed so another worker finds it when it expires.
 
 A worker takes a queued stream's lease before its first write (`acquire`),
-renews it while it runs (`renew`), and every worker looks for leases that
+which claims the stream for the worker's writer token with its first event
+(`start`, or `reset` on a rerun): the one way a stream gets a writer. It
+renews the lease while it runs (`renew`), and every worker looks for leases that
 expired (`expired`) and takes those streams back (`reclaim`): requeued to run
 again, or ended once their attempts are used up. worker/leases.py drives it.
 """
@@ -19,7 +21,7 @@ import redis
 from spool.errors import StreamNotFoundError
 from spool.events import EventType
 from spool.keys import LEASE_BUCKETS, Keys
-from spool.streams.journal import Journal
+from spool.streams.journal import Journal, Pending
 from spool.streams.meta import StreamMeta
 from spool.streams.scripts import Scripts, evalsha, retried
 
@@ -33,8 +35,8 @@ class LeaseGrant(IntEnum):
     """acquire.lua's answer."""
 
     REFUSED = 0  # not queued: cancelled, ended, or another worker has it
-    TAKEN = 1
-    STARTED = 2  # taken, and the `start` event written for the writer
+    TAKEN = 1  # the lease only (no writer token given)
+    CLAIMED = 2  # taken, and the stream claimed for the writer with its first event
 
 
 class Reclaim(str, Enum):
@@ -49,20 +51,22 @@ class Reclaim(str, Enum):
 
 @dataclass(frozen=True)
 class Lease:
-    """The outcome of `acquire`: its grant, and the stream's metadata as it
-    was just before (its status says why when not taken)."""
+    """The outcome of `acquire`: its grant, the stream's metadata as it was
+    just before (its status says why when not taken), and when claimed, the
+    event that claimed it (at seq meta.last_seq + 1)."""
 
     grant: LeaseGrant
     meta: StreamMeta
+    claim: Pending | None = None
 
     @property
     def taken(self) -> bool:
         return self.grant is not LeaseGrant.REFUSED
 
     @property
-    def started(self) -> bool:
-        """The `start` event was written with the lease (seq 1, this writer's)."""
-        return self.grant is LeaseGrant.STARTED
+    def claimed(self) -> bool:
+        """The stream is the writer's: its first event is written."""
+        return self.grant is LeaseGrant.CLAIMED
 
 
 class Leases:
@@ -76,21 +80,24 @@ class Leases:
         self.scripts = scripts
         self.journal = journal
         self.control = control
+        # The lease a failover's restore takes again (StreamStore._restore):
+        # as long as this process's last.
+        self.seconds = 10.0
 
     def acquire(self, stream_id: str, lease_seconds: float, writer: str = "") -> Lease:
         """Take the lease of a queued stream before its first write, and index
         it so other workers find it if this one dies; one round trip. The
         Lease says whether it was taken and holds the stream's metadata.
 
-        With `writer`, a stream with nothing written yet is claimed for it
-        with its `start` event in the same round trip (Lease.started); a
-        rerun, or a stream recorded without its start event, is left for
-        the writer's first append. Raises StreamNotFoundError."""
+        With `writer`, the stream is also claimed for it in the same round
+        trip, with its first event: `start` on a first run, `reset` {attempt,
+        reason} on a rerun (Lease.claim). Raises StreamNotFoundError."""
+        self.seconds = lease_seconds
         now = time.time()
         until = _ms(now + lease_seconds)
         # The index first: a lease the index misses could never be reaped.
         keys = [self.keys.meta(stream_id), self.keys.events(stream_id)]
-        args = [until, writer, repr(now), self.ttl, self.keys.activity(stream_id), self.control]
+        args = [until, writer, repr(now), self.ttl, self.keys.activity(stream_id), self.control, stream_id]
         with self.redis.pipeline(transaction=False) as pipe:
             pipe.zadd(self.keys.leases(stream_id), {stream_id: until})
             evalsha(pipe, self.scripts.acquire, keys, args)
@@ -103,10 +110,12 @@ class Leases:
             self.redis.zrem(self.keys.leases(stream_id), stream_id)
         if not flat:
             raise StreamNotFoundError(stream_id)
-        raw = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
-        if grant is LeaseGrant.STARTED:
-            self.journal.record(stream_id, writer, 1, [(EventType.START, json.loads(raw[b"start_data"]))])
-        return Lease(grant, StreamMeta.from_hash(raw))
+        meta = StreamMeta.from_hash({flat[i]: flat[i + 1] for i in range(0, len(flat), 2)})
+        if grant is not LeaseGrant.CLAIMED:
+            return Lease(grant, meta)
+        claim = (EventType(reply[2].decode()), json.loads(reply[3]))
+        self.journal.record(stream_id, writer, meta.last_seq + 1, [claim])
+        return Lease(grant, meta, claim)
 
     def renew(self, owned: dict[str, str], lease_seconds: float) -> list[str]:
         """Extend the leases of `owned` (stream id -> writer token) in one round

@@ -23,7 +23,7 @@ from redis.commands.core import Script
 
 from spool.events import StreamStatus
 
-NAMES = ("append", "cancel", "acquire", "renew", "reclaim", "rate", "admit")
+NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rate", "admit")
 
 
 def terminal_prelude() -> str:
@@ -44,6 +44,7 @@ class Scripts:
 
     append: Script
     cancel: Script
+    fail: Script
     acquire: Script
     renew: Script
     reclaim: Script

@@ -45,14 +45,13 @@ class AppendCode(IntEnum):
 
 @dataclass(frozen=True)
 class AppendRequest:
-    """One append: `events` as seqs first_seq, first_seq+1, ... by `writer`
-    (`begin`: claiming the queued stream)."""
+    """One append: `events` as seqs first_seq, first_seq+1, ... by `writer`,
+    the stream's claimant (its lease claimed it: Leases.acquire)."""
 
     stream_id: str
     writer: str
     first_seq: int
     events: Sequence[Pending]
-    begin: bool = False
 
 
 @dataclass(frozen=True)
@@ -132,16 +131,13 @@ class StreamStore:
         writer: str,
         first_seq: int,
         events: Sequence[Pending],
-        *,
-        begin: bool = False,
     ) -> AppendResult:
-        """Append `events` as seqs first_seq, first_seq+1, ... on behalf of `writer`.
-
-        `begin=True` claims a queued stream for `writer` (the first write of a
-        generation). Raises StreamNotFoundError if the stream is gone and
-        StreamClosedError if it ended or belongs to another writer.
+        """Append `events` as seqs first_seq, first_seq+1, ... on behalf of
+        `writer`, whose lease claimed the stream. Raises StreamNotFoundError
+        if the stream is gone and StreamClosedError if it ended or belongs to
+        another writer.
         """
-        request = AppendRequest(stream_id, writer, first_seq, events, begin)
+        request = AppendRequest(stream_id, writer, first_seq, events)
         keys, args = self._append_call(request)
         return self._settle(request, self.scripts.append(keys=keys, args=args))
 
@@ -169,7 +165,7 @@ class StreamStore:
         it landed, the lost tail restored first when a failover lost it."""
         code, detail = reply[0], reply[1]
         if code in (AppendCode.GAP, AppendCode.UNCLAIMED) and not restoring:
-            return self._restore(request, int(detail))
+            return self._restore(request, int(detail), claimed=code == AppendCode.GAP)
         if code < 0:  # this writer is done with the stream: nothing of it to restore
             self.journal.forget(request.stream_id, request.writer)
             if code == AppendCode.NO_STREAM:
@@ -178,24 +174,34 @@ class StreamStore:
         self.journal.record(request.stream_id, request.writer, request.first_seq, request.events)
         return AppendResult(int(code), bool(detail))
 
-    def _restore(self, request: AppendRequest, last: int) -> AppendResult:
+    def _restore(self, request: AppendRequest, last: int, *, claimed: bool) -> AppendResult:
         """Re-append, with their seqs and content, the events this writer had
         acknowledged after seq `last` and the stream no longer holds (its
-        master failed over before replicating them), then `request`'s."""
-        lost = self.journal.since(request.stream_id, request.writer, last, request.first_seq)
+        master failed over before replicating them), then `request`'s.
+        `claimed`: the stream is still this writer's; if not (it is queued
+        at `last`), the lost events must open with this writer's claim, which
+        its lease takes again, writing the same event."""
+        sid, writer = request.stream_id, request.writer
+        lost = self.journal.since(sid, writer, last, request.first_seq)
         if lost is None or last >= request.first_seq - 1:
-            raise StreamClosedError(request.stream_id)  # not ours to restore: requeued, or before our run
+            raise StreamClosedError(sid)  # not ours to restore: requeued, or before our run
         log.warning("stream %s: seqs %d-%d were lost in a failover; re-appending them",
-                    request.stream_id, last + 1, request.first_seq - 1)
-        # Lost from seq 1 on (the stream is queued again): the writer claims it once more.
-        restored = AppendRequest(request.stream_id, request.writer, last + 1, [*lost, *request.events],
-                                 begin=request.begin or last == 0)
+                    sid, last + 1, request.first_seq - 1)
+        first_seq = last + 1
+        if not claimed:
+            if lost[0][0] not in (EventType.START, EventType.RESET):
+                raise StreamClosedError(sid)  # queued since: requeued, not lost
+            lease = self.leases.acquire(sid, self.leases.seconds, writer)
+            if lease.claim != lost[0]:
+                raise StreamClosedError(sid)  # claimed by another writer meanwhile, or a different claim
+            lost, first_seq = lost[1:], first_seq + 1
+        restored = AppendRequest(sid, writer, first_seq, [*lost, *request.events])
         keys, args = self._append_call(restored)
         return self._settle(restored, self.scripts.append(keys=keys, args=args), restoring=True)
 
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
         args: list[Any] = [
-            self.ttl, request.writer, "1" if request.begin else "0", request.first_seq, len(request.events),
+            self.ttl, request.writer, request.first_seq, len(request.events),
             self.keys.activity(request.stream_id),
         ]
         fields: list[Any] = []
@@ -204,6 +210,19 @@ class StreamStore:
             if type_ is not EventType.DELTA and type_ in CHANGES_META:
                 fields += event_fields(type_, data)
         return [self.keys.events(request.stream_id), self.keys.meta(request.stream_id)], args + fields
+
+    def fail(self, stream_id: str, code: str, message: str) -> bool:
+        """End a queued stream no worker holds with an `error` event {code,
+        message}; False when it is not queued or a worker holds its lease.
+        Raises StreamNotFoundError."""
+        data = {"code": code, "message": message}
+        ended = self.scripts.fail(
+            keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
+            args=[self.ttl, self.keys.activity(stream_id), encode_data(data), *event_fields(EventType.ERROR, data)],
+        )
+        if ended is None:
+            raise StreamNotFoundError(stream_id)
+        return bool(ended)
 
     def cancel(self, stream_id: str) -> StreamStatus:
         """Cancel a queued stream now, or ask its worker to stop a running one.

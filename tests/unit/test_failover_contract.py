@@ -48,7 +48,7 @@ def lose_tail(store: StreamStore, sid: str, keep: int, meta: dict) -> None:
 def test_the_live_writer_restores_a_lost_tail_identically(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.leases.acquire(sid, 30, writer="w").started  # seq 1: start
+    assert store.leases.acquire(sid, 30, writer="w").claimed  # seq 1: start
     store.append(sid, "w", 2, [delta("a"), delta("b")])
     store.append(sid, "w", 4, [delta("c")])
     read_by_clients = entries(store, sid)
@@ -63,7 +63,7 @@ def test_the_live_writer_restores_a_lost_tail_identically(store):
 def test_a_lost_claim_is_restored_from_the_start(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.leases.acquire(sid, 30, writer="w").started
+    assert store.leases.acquire(sid, 30, writer="w").claimed
     store.append(sid, "w", 2, [delta("a")])
     read_by_clients = entries(store, sid)
     # The replica never saw the lease: the stream is queued and empty there.
@@ -73,11 +73,26 @@ def test_a_lost_claim_is_restored_from_the_start(store):
     assert store.meta(sid).status == "running" and store.meta(sid).writer == "w"
 
 
+def test_a_lost_rerun_claim_is_restored_with_the_same_reset(store):
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.leases.acquire(sid, -1, writer="w1").claimed  # seq 1: start
+    assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    assert store.leases.acquire(sid, 30, writer="w2").claimed  # seq 2: reset
+    store.append(sid, "w2", 3, [delta("a")])
+    read_by_clients = entries(store, sid)
+    # The replica saw the requeue, not the rerun's lease: queued at seq 1.
+    lose_tail(store, sid, 1, {"status": "queued", "writer": ""})
+    assert store.append(sid, "w2", 4, [delta("b")]).last_seq == 4
+    assert entries(store, sid)[:3] == read_by_clients
+    assert store.meta(sid).status == "running" and store.meta(sid).writer == "w2"
+
+
 def test_a_requeued_stream_is_not_taken_back(store):
     # A reclaim (not a failover) requeued it: the writer's events are all there.
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.leases.acquire(sid, -1, writer="w").started
+    assert store.leases.acquire(sid, -1, writer="w").claimed
     store.append(sid, "w", 2, [delta("a")])
     assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
     with pytest.raises(StreamClosedError):
@@ -87,7 +102,7 @@ def test_a_requeued_stream_is_not_taken_back(store):
 def test_a_tail_the_writer_never_wrote_is_not_invented(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert store.leases.acquire(sid, 30, "w").claimed  # seq 1: start
     other = StreamStore(store.redis, store.keys, store.ttl)  # another process: an empty journal
     with pytest.raises(StreamClosedError):
         other.append(sid, "w", 5, [delta("x")])
@@ -113,7 +128,7 @@ def test_a_rerun_after_a_failover_skips_past_every_seq_clients_may_hold(redis_ur
     sid = new_stream_id()
     try:
         store.create(sid, REQUEST)
-        assert store.leases.acquire(sid, -1, writer="w").started
+        assert store.leases.acquire(sid, -1, writer="w").claimed
         store.append(sid, "w", 2, [delta("a")])
         # As if the lease had been taken on another master (a replication id
         # this server does not have).
@@ -124,7 +139,7 @@ def test_a_rerun_after_a_failover_skips_past_every_seq_clients_may_hold(redis_ur
         # Without a failover a rerun continues at the next seq.
         plain = new_stream_id()
         store.create(plain, REQUEST)
-        assert store.leases.acquire(plain, -1, writer="w").started
+        assert store.leases.acquire(plain, -1, writer="w").claimed
         assert store.leases.reclaim(plain, "worker_lost", max_attempts=3) == ("requeue", 2)
         assert store.meta(plain).last_seq == 1
     finally:

@@ -42,10 +42,10 @@ def finished_stream(services, text_parts=("Hel", "lo")) -> str:
 
     sid = new_stream_id()
     services.store.create(sid, {**CHAT, "model": "m"})
-    events = [(EventType.START, {"id": sid, "model": "m", "created": 1})]
-    events += [(EventType.DELTA, {"text": t}) for t in text_parts]
+    services.store.leases.acquire(sid, 30, "w")  # seq 1: start
+    events = [(EventType.DELTA, {"text": t}) for t in text_parts]
     events += [(EventType.DONE, {"finish_reason": "stop", "usage": None})]
-    services.store.append(sid, "w", 1, events, begin=True)
+    services.store.append(sid, "w", 2, events)
     return sid
 
 
@@ -193,7 +193,7 @@ def test_ndjson_post_streams_live(client, services):
     body = iter(response.response)
     # First a heartbeat, so the headers reach a real client before any event.
     assert json.loads(next(body)) == {"type": "heartbeat"}
-    services.store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    services.store.leases.acquire(sid, 30, "w")  # seq 1: start
     assert json.loads(next(body))["type"] == "start"
     services.store.append(sid, "w", 2, [(EventType.CANCELLED, {})])
     assert json.loads(next(body)) == {"seq": 2, "type": "cancelled"}

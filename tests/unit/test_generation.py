@@ -243,8 +243,7 @@ def test_errors_that_a_rerun_cannot_fix_are_not_rerun(store, flusher):
 def test_a_rerun_after_a_lost_worker_opens_with_reset(store, flusher):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.leases.acquire(sid, 0.001).taken
-    store.append(sid, "lost-worker", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert store.leases.acquire(sid, 0.001, "lost-worker").claimed  # seq 1: start
     store.append(sid, "lost-worker", 2, [(EventType.DELTA, {"text": "half"})])
     assert store.leases.expired() == [sid]
     assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)

@@ -14,7 +14,6 @@ from spool.streams import StreamStore
 from worker.publisher import Flusher, Publisher, RedisOutageError
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
-START = {"id": "x", "model": "m", "created": 1}
 
 
 @pytest.fixture
@@ -25,10 +24,9 @@ def store(prefix):
 def started(store, *, outage_window=30.0) -> Publisher:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.leases.acquire(sid, 30).taken
-    publisher = Publisher(store, sid, new_stream_id(), first_seq=1, interval=60.0, outage_window=outage_window)
-    publisher.begin(EventType.START, START)
-    return publisher
+    writer = new_stream_id()
+    assert store.leases.acquire(sid, 30, writer).claimed  # seq 1: start
+    return Publisher(store, sid, writer, first_seq=2, interval=60.0, outage_window=outage_window)
 
 
 def deltas(store, sid) -> list[str]:

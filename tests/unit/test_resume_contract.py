@@ -59,8 +59,8 @@ REASONING = [
 def written(store, events: list[tuple[EventType, dict[str, Any]]]) -> str:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    start = (EventType.START, {"id": sid, "model": "m", "created": 1})
-    store.append(sid, "w", 1, [start, *events], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
+    store.append(sid, "w", 2, events)
     return sid
 
 

@@ -27,7 +27,7 @@ REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 def started(store) -> str:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert store.leases.acquire(sid, 30, "w").claimed  # seq 1: start
     return sid
 
 
@@ -285,8 +285,9 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
     try:
         pubsub = subscribed(appended)
         store.create(appended, REQUEST)
-        store.append(appended, "w", 1, [(EventType.START, {"id": appended, "model": "m", "created": 1})],
-                     begin=True)
+        store.leases.acquire(appended, 30, "w")
+        store.append(appended, "w", 2, [(EventType.DELTA, {"text": "a"})])
+        assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()  # the lease's start
         assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()
         pubsub = subscribed(queued)
         store.create(queued, REQUEST)
@@ -294,8 +295,7 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
         assert next_message(pubsub, "smessage") == store.keys.events(queued).encode()
         pubsub = subscribed(lost)
         store.create(lost, REQUEST)
-        assert store.leases.acquire(lost, -1)  # its worker vanishes at once
-        store.append(lost, "w", 1, [(EventType.START, {"id": lost, "model": "m", "created": 1})], begin=True)
+        assert store.leases.acquire(lost, -1, "w").claimed  # its worker vanishes at once
         assert next_message(pubsub, "smessage") == store.keys.events(lost).encode()
         assert store.leases.reclaim(lost, "worker_lost", max_attempts=1) == ("failed", 1)
         assert next_message(pubsub, "smessage") == store.keys.events(lost).encode()

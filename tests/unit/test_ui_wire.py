@@ -275,7 +275,8 @@ def test_followed_from_every_seq_the_frames_are_exactly_the_rest(store, hub):
     # Through the real follow loop (history observed, the rest from the store).
     sid = new_stream_id()
     store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"})
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}), *FOLLOWED], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
+    store.append(sid, "w", 2, FOLLOWED)
     last = len(FOLLOWED) + 1
 
     def body(after: int) -> bytes:
@@ -424,8 +425,8 @@ def ui_body(chat_id: str = "chat1", **extra) -> dict:
 
 def finish(app, stream_id: str, *events: tuple[EventType, dict]) -> None:
     store = app.extensions["spool"].store
-    start = (EventType.START, {"id": stream_id, "model": "m", "created": 1})
-    store.append(stream_id, "w", 1, [start, *events], begin=True)
+    store.leases.acquire(stream_id, 30, "w")  # seq 1: start
+    store.append(stream_id, "w", 2, events)
 
 
 @pytest.mark.parametrize("body, code", [

@@ -1,30 +1,26 @@
 -- Append events to a stream on behalf of its writer (spool/streams/store.py).
 -- Adds the events with entry ids `0-<seq>` together with the metadata they
 -- imply, and publishes the events key on the stream's activity (shard)
--- channel. A retried write that already landed is reported as success.
+-- channel. A retried write that already landed is reported as success. An
+-- append never claims a stream: its lease does (acquire.lua).
 -- Returns {last_seq, cancel_requested}, or {code, x} with a negative code
--- (AppendCode): -1 no stream, -2 closed (or not queued when beginning),
--- -3 another writer, -4 a gap (the stream ends at seq x, before
--- first_seq - 1), -5 queued and not claimed (at seq x). The last two are
--- what a failover that lost acknowledged writes leaves (journal.py).
+-- (AppendCode): -1 no stream, -2 closed, -3 another writer, -4 a gap (the
+-- stream ends at seq x, before first_seq - 1), -5 queued and not claimed
+-- (at seq x). The last two are what a failover that lost acknowledged
+-- writes leaves (journal.py).
 local events_key = KEYS[1]
 local meta_key = KEYS[2]
 local ttl = ARGV[1]
 local token = ARGV[2]
-local begin = ARGV[3] == '1'
-local first = tonumber(ARGV[4])
-local n = tonumber(ARGV[5])
-local activity = ARGV[6]
--- ARGV[7 .. 6 + 2n]: n (type, data) pairs; then (field, value) pairs for the meta hash.
-local pairs_at = 7
+local first = tonumber(ARGV[3])
+local n = tonumber(ARGV[4])
+local activity = ARGV[5]
+-- ARGV[6 .. 5 + 2n]: n (type, data) pairs; then (field, value) pairs for the meta hash.
+local pairs_at = 6
 
 local m = redis.call('HMGET', meta_key, 'status', 'writer', 'cancel_requested', 'last_seq')
 local status, writer = m[1], m[2]
 if not status then return {-1, 0} end
-if begin and status == 'queued' then
-  redis.call('HSET', meta_key, 'writer', token)
-  status, writer = 'running', token
-end
 if writer ~= token then
   if status == 'queued' then return {-5, tonumber(m[4] or '0')} end
   if TERMINAL[status] then return {-2, 0} end
