@@ -168,7 +168,7 @@ def run_generation(ctx: GenerationContext, stream_id: str,
     except Exception as exc:
         raise StartFailed(f"stream {stream_id}: could not take its lease: {exc!r}") from exc
     meta = lease.meta
-    if not lease.taken:
+    if not lease.claimed:
         return RunOutcome.of(meta.status)  # cancelled while queued, or another worker has it
     if on_leased is not None:
         on_leased()

@@ -1,8 +1,9 @@
 """Stream storage in Redis: the store, its leases, metadata and scripts.
 
-    store.py    StreamStore: create, append (and append_many), cancel, read,
-                and the metadata (meta, status, owner)
-    leases.py   Leases: how a worker takes, renews and loses a stream
+    store.py    StreamStore: create, append (and append_many), cancel, fail,
+                read, and the metadata (meta, status, owner)
+    leases.py   Leases: how a worker claims, keeps and loses a stream (the
+                one way a stream gets a writer)
     meta.py     StreamMeta: the metadata hash, and the one spelling of its fields
     journal.py  a writer's memory of its appends, restored after a failover
     scripts.py  the Lua scripts of lua/, loaded once, registered once per client

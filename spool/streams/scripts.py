@@ -14,6 +14,7 @@ and forgot its scripts).
 from __future__ import annotations
 
 import functools
+import weakref
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -53,8 +54,15 @@ class Scripts:
 
     @classmethod
     def register(cls, client: redis.Redis) -> Scripts:
-        """Register every script on `client` (no round trip: the SHA is computed locally)."""
-        return cls(**{name: client.register_script(source(name)) for name in NAMES})
+        """Every script registered on `client`, once per client (no round
+        trip: a Script computes its SHA locally and loads itself on NOSCRIPT)."""
+        scripts = _registered.get(client)
+        if scripts is None:
+            scripts = _registered[client] = cls(**{name: client.register_script(source(name)) for name in NAMES})
+        return scripts
+
+
+_registered: weakref.WeakKeyDictionary[Any, Scripts] = weakref.WeakKeyDictionary()
 
 
 def evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any]) -> None:
