@@ -189,15 +189,27 @@ class StreamStore:
                     sid, last + 1, request.first_seq - 1)
         first_seq = last + 1
         if not claimed:
-            if lost[0][0] not in (EventType.START, EventType.RESET):
+            if not self._reclaimable(sid, last, lost[0]):
                 raise StreamClosedError(sid)  # queued since: requeued, not lost
             lease = self.leases.acquire(sid, self.leases.seconds, writer)
             if lease.claim != lost[0]:
-                raise StreamClosedError(sid)  # claimed by another writer meanwhile, or a different claim
+                raise StreamClosedError(sid)  # claimed by another writer meanwhile
             lost, first_seq = lost[1:], first_seq + 1
         restored = AppendRequest(sid, writer, first_seq, [*lost, *request.events])
         keys, args = self._append_call(restored)
         return self._settle(restored, self.scripts.append(keys=keys, args=args), restoring=True)
+
+    def _reclaimable(self, stream_id: str, last: int, first_lost: Pending) -> bool:
+        """Whether the lease, taken again now, would write `first_lost` at seq
+        last + 1: it is this writer's claim, `start` of a stream at seq 0 or
+        the `reset` its requeue prepared (not a reset of its own mid-run)."""
+        type_, data = first_lost
+        if type_ is EventType.START:
+            return last == 0
+        if type_ is not EventType.RESET:
+            return False
+        meta = self.meta(stream_id)
+        return data == {"attempt": meta.attempt, "reason": meta.reset_reason or "worker_lost"}
 
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
         args: list[Any] = [

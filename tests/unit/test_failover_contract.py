@@ -88,6 +88,20 @@ def test_a_lost_rerun_claim_is_restored_with_the_same_reset(store):
     assert store.meta(sid).status == "running" and store.meta(sid).writer == "w2"
 
 
+def test_a_writers_own_reset_is_not_taken_for_its_claim(store):
+    # Queued at a seq past the claim: only a requeue does that, and a lease
+    # taken now would write another `reset` than the one the writer wrote.
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.leases.acquire(sid, 30, writer="w").claimed
+    store.append(sid, "w", 2, [delta("a"), (EventType.RESET, {"attempt": 2, "reason": "upstream_truncated"})])
+    store.append(sid, "w", 4, [delta("b")])
+    lose_tail(store, sid, 2, {"status": "queued", "writer": ""})
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w", 5, [delta("c")])
+    assert len(entries(store, sid)) == 2 and store.meta(sid).status == "queued"
+
+
 def test_a_requeued_stream_is_not_taken_back(store):
     # A reclaim (not a failover) requeued it: the writer's events are all there.
     sid = new_stream_id()
