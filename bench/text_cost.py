@@ -11,7 +11,8 @@ import json, time
 import fakeredis
 from worker.chunks import ChunkParser
 from worker.publisher import Publisher
-from spool.store import StreamStore, StoredEvent, AppendRequest
+from spool.streams import StreamStore, AppendRequest
+from spool.events import Event
 from spool.keys import Keys, new_stream_id
 from spool.events import EventType
 from spool import wire
@@ -35,9 +36,8 @@ def parse():
 pieces = ChunkParser().feed(body)
 store = StreamStore(fakeredis.FakeRedis(), Keys("b"), 60)
 def publish_run():
-    sid = new_stream_id(); store.create(sid, {"model": "m", "messages": []}); store.acquire_lease(sid, 30)
-    pub = Publisher(store, sid, "w", first_seq=1, interval=60.0, outage_window=5)
-    pub.begin(EventType.START, {"id": sid})
+    sid = new_stream_id(); store.create(sid, {"model": "m", "messages": []}); store.leases.acquire(sid, 30, "w")
+    pub = Publisher(store, sid, "w", first_seq=2, interval=60.0, outage_window=5)
     pub.delta("x")
     t = time.process_time()
     for piece in pieces:
@@ -48,7 +48,7 @@ req = AppendRequest("s", "w", 2, [(EventType.DELTA, {"text": " word"})])
 def append_calls():
     for _ in range(N):
         store._append_call(req)
-events = [StoredEvent(i, b"delta", b'{"text":" word"}') for i in range(N)]
+events = [Event(i, b"delta", b'{"text":" word"}') for i in range(N)]
 if hasattr(wire, "NdjsonEncoder"):  # after the encoders (issue 13); else the functions before them
     enc, sse = wire.NdjsonEncoder(), wire.SseEncoder()
     def ndjson():

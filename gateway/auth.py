@@ -29,6 +29,7 @@ from flask import Flask, current_app, g, request
 from itsdangerous import Signer
 
 from gateway.errors import ApiError
+from gateway.services import services
 from spool.keys import Keys
 from spool.security_config import api_keys, check
 from spool.settings import Settings
@@ -172,9 +173,7 @@ def register_auth(app: Flask, access_: Access) -> None:
 
     @app.before_request
     def _authenticate():
-        g.spool_caller = caller = _identify(access_)
-        # Read by gateway/limits.py until it takes the subject as an argument.
-        g.spool_subject = caller.subject
+        g.spool_caller = _identify(access_)
 
 
 def _identify(access_: Access) -> Caller:
@@ -205,7 +204,7 @@ def may_access(caller: Caller, stream_id: str) -> bool:
     access_ = access()
     if access_.is_open or caller.grant == stream_id:
         return True
-    owner = access_.client.hget(access_.keys.meta(stream_id), "owner")
+    owner = services().store.owner(stream_id)
     if owner is None:
         return False
     # Any of the key's owner hashes: a stream created before the secret's

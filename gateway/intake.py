@@ -29,10 +29,10 @@ def queue_stream(s: Services, caller: Caller, stream_id: str, chat: dict[str, An
             # members without metadata as ended, and would then admit too many.
             # (A queue on another Redis cannot share the streams' transaction.)
             s.store.create(stream_id, request, owner=caller.owner)
-            _admit(s, caller, stream_id)
+            admit_stream(s, caller.subject, stream_id)
             enqueue_generation(s.queue, stream_id, s.settings.stream_ttl)
         else:
-            _admit(s, caller, stream_id)  # the queue's depth only: it needs no metadata
+            admit_stream(s, caller.subject, stream_id)  # the queue's depth only: it needs no metadata
             # One round trip, in one transaction: the worker starts that much sooner.
             with s.redis.pipeline() as pipe:
                 pipe.multi()  # RQ would call it after the first command, which redis-py refuses
@@ -43,10 +43,3 @@ def queue_stream(s: Services, caller: Caller, stream_id: str, chat: dict[str, An
         s.store.delete(stream_id)
         raise
     metrics.STREAMS_CREATED.labels(api).inc()
-
-
-def _admit(s: Services, caller: Caller, stream_id: str) -> None:
-    # Becomes admit_stream(s, caller.subject, stream_id) when gateway/limits.py
-    # takes its inputs as arguments; until then it reads the subject the auth
-    # check leaves in g.spool_subject, the same value as caller.subject.
-    admit_stream(stream_id)

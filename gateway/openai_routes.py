@@ -26,6 +26,7 @@ from spool.events import StreamStatus
 from spool.keys import new_stream_id
 from spool.message import MessageFold
 from spool.openai_wire import ChunkContext, OpenAIEncoder, completion, completion_id, error_body, error_status
+from spool.streams import StreamMeta
 from spool.tail import events
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,10 @@ def chat_completions():
     return _wait_for_completion(s, stream_id, ctx)
 
 
-def openai_events_response(stream_id: str, after: int, meta: dict[str, str], *, ended: bool = False) -> Response:
+def openai_events_response(stream_id: str, after: int, meta: StreamMeta, *, ended: bool = False) -> Response:
     """The events route in the `openai` format (called by gateway/routes.py)."""
     include_usage = request.args.get("include_usage", "").lower() in ("1", "true")
-    ctx = ChunkContext(completion_id(stream_id), meta.get("model", ""), int(float(meta["created_at"])), include_usage)
+    ctx = ChunkContext(completion_id(stream_id), meta.model or "", int(meta.created_at or 0), include_usage)
     return stream_response(stream_id, after, OpenAIEncoder(ctx), ended=ended)
 
 

@@ -13,6 +13,7 @@ from gateway.errors import ApiError, as_api_error
 from gateway.intake import queue_stream
 from gateway.openai_routes import openai_events_response
 from gateway.services import Services, services
+from gateway.snapshot import snapshot
 from gateway.streaming import queue_position, stream_response
 from gateway.validation import parse_chat_request
 from spool import idempotency
@@ -81,7 +82,7 @@ def _idempotent_stream(s: Services, caller: Caller, key: str, chat: dict) -> tup
                 break
         if record.state is idempotency.State.REFUSED:
             raise ApiError(**record.refusal)
-        if s.redis.exists(s.store.keys.meta(record.stream_id)):
+        if s.store.exists(record.stream_id):
             return record.stream_id, True
         records.forget(name, record)  # the stream expired before its key
     raise ApiError(409, "idempotency_key_in_use", "a request with this Idempotency-Key is still being processed",
@@ -141,7 +142,7 @@ def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool 
     if fmt is not None:
         response = _stream_response(stream_id, 0, fmt)
     else:
-        status = services().store.meta(stream_id)["status"] if replayed else "queued"
+        status = services().store.meta(stream_id).status.value if replayed else StreamStatus.QUEUED.value
         response = jsonify(
             read_token=token,
             id=stream_id,
@@ -162,11 +163,11 @@ def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool 
 def get_stream(stream_id: str):
     s, caller = services(), current_caller()
     try:
-        snapshot = s.store.snapshot(_checked(caller, stream_id))
+        state = snapshot(s.store, _checked(caller, stream_id))
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
-    snapshot["queue_position"] = queue_position(s, stream_id)() if snapshot["status"] == "queued" else None
-    return jsonify(snapshot)
+    state["queue_position"] = queue_position(s, stream_id)() if state["status"] == StreamStatus.QUEUED.value else None
+    return jsonify(state)
 
 
 @api.get("/v1/streams/<stream_id>/events")
@@ -180,12 +181,12 @@ def stream_events(stream_id: str):
         meta = s.store.meta(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
-    if after > int(meta["last_seq"]) and not StreamStatus(meta["status"]).is_terminal:
+    if after > meta.last_seq and not meta.status.is_terminal:
         # No one has seen an event not yet written; and a cursor past the end
         # would park this process's shared XREAD for the stream beyond it.
         raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
     # Nothing can follow the terminal event: answer at once instead of idling.
-    ended = StreamStatus(meta["status"]).is_terminal and after >= int(meta["last_seq"])
+    ended = meta.status.is_terminal and after >= meta.last_seq
     if fmt is WireFormat.OPENAI:
         return openai_events_response(stream_id, after, meta, ended=ended)
     return _stream_response(stream_id, after, fmt, ended=ended)
@@ -197,7 +198,7 @@ def cancel_stream(stream_id: str):
     stream_id = _checked(caller, stream_id)
     bind(stream_id=stream_id)
     try:
-        seen = int(s.store.meta(stream_id).get("last_seq", 0))
+        seen = s.store.meta(stream_id).last_seq
         status = s.store.cancel(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None

@@ -12,7 +12,7 @@ from spool.keys import Keys
 from spool.queueing import spool_queue
 from spool.redis_client import connect, connect_queue, is_cluster_url, pubsub_factory
 from spool.settings import Settings
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from spool.hub import TailHub
 
 # Gateway commands are short; a few pooled connections serve thousands of

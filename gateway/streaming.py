@@ -14,6 +14,7 @@ from flask import Response
 
 from gateway import metrics
 from gateway.services import Services, services
+from spool.events import StreamStatus
 from spool.tail import follow
 from spool.wire import Encoder
 
@@ -34,10 +35,9 @@ def stream_response(stream_id: str, after: int, encoder: Encoder, *, ended: bool
 
 def queue_position(s: Services, stream_id: str) -> Callable[[], int | None]:
     """A probe of the stream's place in the queue (1 = next), None once it left it."""
-    meta_key = s.store.keys.meta(stream_id)
 
     def position() -> int | None:
-        if s.redis.hget(meta_key, "status") != b"queued":
+        if s.store.status(stream_id) is not StreamStatus.QUEUED:
             return None
         index = s.queue.get_job_position(stream_id)
         return None if index is None else index + 1

@@ -36,7 +36,6 @@ from gateway.validation import read_json_body
 from spool.errors import StreamNotFoundError
 from spool.keys import is_stream_id, new_stream_id
 from spool.logs import bind
-from spool.events import StreamStatus
 from spool.tail import wait_for_end
 from spool.ui_wire import UI_STREAM_HEADER, UiMessageEncoder
 
@@ -83,13 +82,13 @@ def resume_stream(chat_id: str):
         meta = None
     if meta is None:
         return Response(status=204)
-    last_seq, terminal = int(meta.get("last_seq", 0)), StreamStatus(meta["status"]).is_terminal
+    last_seq, terminal = meta.last_seq, meta.status.is_terminal
     if after > last_seq and not terminal:
         # As on the events route: no one has seen an event not yet written,
         # and a cursor past the end would park the shared XREAD beyond it.
         raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
     # A full replay starts at the attempt that is running now (spool/ui_wire.py).
-    skip_to = int(meta.get("attempt", 1)) if after == 0 else 1
+    skip_to = meta.attempt if after == 0 else 1
     ended = terminal and after >= last_seq  # nothing can follow: the response is just [DONE]
     return _ui_response(stream_id, after, UiMessageEncoder(stream_id, skip_to_attempt=skip_to, ended=ended),
                         ended=ended)
@@ -102,7 +101,7 @@ def stop_stream(chat_id: str):
     try:
         if stream_id is None:
             raise StreamNotFoundError(chat_id)
-        seen = int(s.store.meta(stream_id).get("last_seq", 0))
+        seen = s.store.meta(stream_id).last_seq
         status = s.store.cancel(stream_id)
     except StreamNotFoundError:
         raise ApiError(404, "not_found", "this chat has no answer to stop (unknown or expired)") from None

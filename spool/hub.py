@@ -5,7 +5,7 @@ XREAD (and one Redis connection) each, a TailHub thread reads for all of them
 and hands each entry batch to the followers of that stream.
 
 It reads only the streams that changed. Every script that adds events to a
-stream (spool/store.py) also SPUBLISHes the stream's events key on the
+stream (spool/streams/) also SPUBLISHes the stream's events key on the
 stream's own shard channel (Keys.activity, in the stream's slot). The hub
 SSUBSCRIBEs to the channel of each stream it follows, on the node serving
 that slot (one connection per node; on a single Redis, one), and a listener

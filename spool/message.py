@@ -7,17 +7,16 @@ A `reset` starts the message over, as it tells clients to (docs/protocol.md).
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
-from spool.events import DONE_INFO_KEYS
+from spool.events import DONE_INFO_KEYS, Event
 
 
 class MessageFold:
     """The assistant message assembled from events fed in seq order.
 
     Feed with `add(type, data)` (wire objects) or `add_stored(event)`
-    (StoredEvents, still encoded); read `text`, `message()`,
+    (stored Events); read `text`, `message()`,
     `finish_reason`, `usage`, `logprobs`, `info` and `error`.
     """
 
@@ -36,9 +35,9 @@ class MessageFold:
         self._calls: dict[int, dict[str, Any]] = {}
         self._logprobs: dict[str, list[Any]] | None = None
 
-    def add_stored(self, event: Any) -> None:
-        """Fold a StoredEvent (type and data still as stored bytes)."""
-        self.add(event.type.decode(), json.loads(event.data))
+    def add_stored(self, event: Event) -> None:
+        """Fold a stored Event (its type and fields decoded here)."""
+        self.add(event.type.decode(), event.fields)
 
     def add(self, type_: str, data: dict[str, Any]) -> None:
         """Fold one event given as its type name and fields."""
@@ -123,7 +122,7 @@ class MessageFold:
 
 
 def fold(events: Any) -> MessageFold:
-    """Fold StoredEvents (in seq order) into a MessageFold."""
+    """Fold stored Events (in seq order) into a MessageFold."""
     folded = MessageFold()
     for event in events:
         folded.add_stored(event)

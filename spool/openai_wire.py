@@ -30,13 +30,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from spool.events import Event
 from spool.message import MessageFold
 from spool.wire import OPENAI_HEARTBEAT, OPENAI_PREAMBLE, Encoder, WireFormat
-
-if TYPE_CHECKING:
-    from spool.store import StoredEvent
 
 DONE_LINE = b"data: [DONE]\n\n"
 # Sent when the tail lost Redis before the end: the SDK raises it, and the
@@ -130,7 +128,7 @@ class OpenAIEncoder(Encoder):
         self._call_types: dict[int, str] = {}
         self._sent = False  # answer chunks sent since the last reset (or the start)
 
-    def observe(self, event: StoredEvent) -> None:
+    def observe(self, event: Event) -> None:
         if event.type == b"reset":
             self._sent = False
         elif event.type in _ANSWER_TYPES:
@@ -139,7 +137,7 @@ class OpenAIEncoder(Encoder):
                 fields = json.loads(event.data)
                 self._call_types[fields["index"]] = fields.get("tool_type") or "function"
 
-    def encode(self, event: StoredEvent) -> bytes:
+    def encode(self, event: Event) -> bytes:
         ctx, seq, type_ = self.ctx, event.seq, event.type
         fields = json.loads(event.data)
         if type_ == b"delta":

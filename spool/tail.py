@@ -11,7 +11,8 @@ import time
 from collections.abc import Callable, Iterator
 
 from spool.hub import HUB_STOPPED, Subscription, TailHub
-from spool.store import StoredEvent, StreamStore, stored_event
+from spool.events import Event
+from spool.streams import StreamStore
 from spool.wire import Encoder
 
 __all__ = ["HUB_STOPPED", "Subscription", "TailHub", "events", "follow", "wait_for_end"]
@@ -23,7 +24,7 @@ def events(
     stream_id: str,
     after: int,
     idle_timeout: float,
-) -> Iterator[StoredEvent | None]:
+) -> Iterator[Event | None]:
     """Yield the stream's events with seq > after, replayed then live, each
     exactly once and in order, up to and including the terminal event. Yields
     None after each `idle_timeout` seconds without an event.
@@ -49,7 +50,7 @@ def events(
             if batch is HUB_STOPPED:
                 return
             for entry_id, fields in batch:
-                event = stored_event(entry_id, fields)
+                event = Event.from_entry(entry_id, fields)
                 if event.seq < next_seq:
                     if event.is_terminal:
                         # The cursor was past the end: nothing more will come.

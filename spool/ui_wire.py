@@ -42,12 +42,10 @@ the keys named above.
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
+from spool.events import Event
 from spool.wire import Encoder
-
-if TYPE_CHECKING:
-    from spool.store import StoredEvent
 
 UI_STREAM_HEADER = ("x-vercel-ai-ui-message-stream", "v1")
 # A comment: sent first so the headers leave at once, and as the heartbeat.
@@ -123,12 +121,12 @@ class UiMessageEncoder(Encoder):
         self._open: tuple[bytes, bytes] | None = None  # (kind, part id) of the open text/reasoning part
         self._calls: dict[int, _ToolCall] = {}
 
-    def observe(self, event: StoredEvent) -> None:
+    def observe(self, event: Event) -> None:
         """Take in an event the client already has (seq <= its resume point)."""
         if not self.finished:
             self._chunks(event.seq, event.type, event.data)
 
-    def encode(self, event: StoredEvent) -> bytes:
+    def encode(self, event: Event) -> bytes:
         """The frames for one stored event (often none)."""
         if self.finished:
             # Ended by the events before the resume point (a reset after

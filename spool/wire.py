@@ -21,10 +21,8 @@ from __future__ import annotations
 
 import json
 from enum import Enum
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from spool.store import StoredEvent
+from spool.events import Event
 
 OPENAI_HEARTBEAT = b": heartbeat\n"
 OPENAI_PREAMBLE = b": stream\n"
@@ -97,10 +95,10 @@ class Encoder:
     def __init__(self) -> None:
         self.finished = False
 
-    def observe(self, event: StoredEvent) -> None:
+    def observe(self, event: Event) -> None:
         """Take note of an event before the resume point (only with wants_history)."""
 
-    def encode(self, event: StoredEvent) -> bytes:
+    def encode(self, event: Event) -> bytes:
         """The bytes for one event; may set `finished`."""
         raise NotImplementedError
 
@@ -121,7 +119,7 @@ class NdjsonEncoder(Encoder):
     preamble = NDJSON_PREAMBLE
     heartbeat = NDJSON_HEARTBEAT
 
-    def encode(self, event: StoredEvent) -> bytes:
+    def encode(self, event: Event) -> bytes:
         return event_json(event.seq, event.type, event.data) + b"\n"
 
     def queued(self, position: int) -> bytes:
@@ -135,14 +133,9 @@ class SseEncoder(Encoder):
     preamble = SSE_PREAMBLE
     heartbeat = SSE_HEARTBEAT
 
-    def encode(self, event: StoredEvent) -> bytes:
+    def encode(self, event: Event) -> bytes:
         # JSON never holds a raw newline, so one `data:` line carries it whole.
         return b"id: %d\nevent: %s\ndata: %s\n\n" % (event.seq, event.type, event_json(event.seq, event.type, event.data))
 
     def queued(self, position: int) -> bytes:
         return encode_info(WireFormat.SSE, {"type": "queued", "queue_position": position})
-
-
-def seq_of(entry_id: bytes) -> int:
-    """The seq from a Redis entry id `0-<seq>`."""
-    return int(entry_id[2:])

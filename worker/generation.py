@@ -9,13 +9,14 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from spool.errors import StreamClosedError, StreamNotFoundError, UpstreamError
-from spool.events import EventType, StreamStatus, start_data
+from spool.events import EventType, StreamStatus
 from spool.logs import bind
 from spool.settings import Settings
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker.leases import LeaseKeeper
 from worker.metrics import UPSTREAM_ERRORS, GenerationWatch
 from worker.publisher import Flusher, Publisher, RedisOutageError
@@ -40,9 +41,27 @@ class StartFailed(Exception):
 UNREADABLE = {"code": "internal_error", "message": "the stored request could not be read"}
 
 
-# What run_generation returns when it stopped without ending the stream
-# (shutdown, or its lease was taken): another worker carries on.
-RELEASED = "released"
+class RunOutcome(str, Enum):
+    """What run_generation returns: how the stream ended, or why it did not here."""
+
+    DONE = StreamStatus.DONE.value
+    ERROR = StreamStatus.ERROR.value
+    CANCELLED = StreamStatus.CANCELLED.value
+    # Stopped without ending the stream (shutdown, or its lease was taken):
+    # another worker carries on.
+    RELEASED = "released"
+    TAKEN = "taken"  # not queued when this worker came: another worker has it
+    MISSING = "missing"  # expired before a worker took it
+
+    @classmethod
+    def of(cls, status: StreamStatus) -> RunOutcome:
+        """The outcome of finding the stream in `status` instead of running it."""
+        return cls(status.value) if status.is_terminal else cls.TAKEN
+
+    @property
+    def is_terminal(self) -> bool:
+        """The stream ended (with the status of the same name)."""
+        return self in (RunOutcome.DONE, RunOutcome.ERROR, RunOutcome.CANCELLED)
 
 
 class Generation:
@@ -128,7 +147,7 @@ class GenerationContext:
 
 
 def run_generation(ctx: GenerationContext, stream_id: str,
-                   on_leased: Callable[[], None] | None = None) -> str:
+                   on_leased: Callable[[], None] | None = None) -> RunOutcome:
     """Generate the answer of a queued stream; returns its terminal status,
     or RELEASED if it stopped for another worker to carry on.
 
@@ -136,57 +155,46 @@ def run_generation(ctx: GenerationContext, stream_id: str,
     (cancelled while queued). Raises StartFailed when the lease could not
     be taken (the stream is untouched: the caller retries or reconciles),
     and GenerationFailed after writing `error`. `on_leased` is called once
-    the lease is this worker's. A rerun after a lost worker opens with
-    `reset` instead of `start`.
+    the lease is this worker's. The lease claims the stream with its first
+    event (spool/streams/leases.py): `start`, or `reset` on a rerun after a
+    lost worker; the answer follows it.
     """
     writer = uuid.uuid4().hex
     try:
-        lease = ctx.store.acquire_lease(stream_id, ctx.settings.lease_seconds, writer)
+        lease = ctx.store.leases.acquire(stream_id, ctx.settings.lease_seconds, writer)
     except StreamNotFoundError:
         log.warning("stream %s: expired before a worker took it", stream_id)
-        return "missing"
+        return RunOutcome.MISSING
     except Exception as exc:
         raise StartFailed(f"stream {stream_id}: could not take its lease: {exc!r}") from exc
     meta = lease.meta
-    if not lease.taken:
-        return meta["status"]  # cancelled while queued, or another worker has it
+    if not lease.claimed:
+        return RunOutcome.of(meta.status)  # cancelled while queued, or another worker has it
     if on_leased is not None:
         on_leased()
+    # The lease wrote the claiming event at last_seq + 1: the answer follows it.
+    first_seq, attempt, created_at = meta.last_seq + 2, meta.attempt, meta.created_at
     try:
-        request = json.loads(meta["request"])
-        last_seq = int(meta.get("last_seq", 0))
-        attempt = int(meta.get("attempt", 1))
-        created_at = float(meta["created_at"])
-    except (KeyError, TypeError, ValueError) as exc:
+        request = json.loads(meta.request or "")
+        if created_at is None:
+            raise ValueError("no created_at")
+    except ValueError as exc:
         # It can never run: end it now rather than let the lease rerun it.
         log.error("stream %s: unreadable request (%r); ending it", stream_id, exc)
-        seq = int(meta.get("last_seq") or 0) + (2 if lease.started else 1)
-        ctx.store.append(stream_id, writer, seq, [(EventType.ERROR, UNREADABLE)], begin=not lease.started)
-        ctx.store.drop_lease(stream_id)
+        ctx.store.append(stream_id, writer, first_seq, [(EventType.ERROR, UNREADABLE)])
+        ctx.store.leases.drop(stream_id)
         raise GenerationFailed(f"unreadable request: {exc!r}") from exc
     bind(stream_id=stream_id, request_id=request.get("request_id"))
     publisher = Publisher(
         ctx.store,
         stream_id,
         writer,
-        first_seq=last_seq + (2 if lease.started else 1),
+        first_seq=first_seq,
         interval=ctx.settings.coalesce_ms / 1000,
         outage_window=ctx.settings.redis_outage_window,
     )
-    # Unless the lease wrote `start` (one round trip fewer before the model
-    # is asked), the first append claims the stream: `start`, or `reset` on a rerun.
-    if not lease.started:
-        try:
-            if last_seq == 0:
-                publisher.begin(EventType.START, start_data(stream_id, request["model"], created_at))
-            else:
-                reason = meta.get("reset_reason", "worker_lost")
-                publisher.begin(EventType.RESET, {"attempt": attempt, "reason": reason})
-        except StreamClosedError:
-            ctx.store.drop_lease(stream_id)
-            return ctx.store.meta(stream_id)["status"]
     watch = GenerationWatch(created_at)
-    outcome = "error"
+    outcome = RunOutcome.ERROR
     generation = Generation(stream_id)
     ctx.generations.add(generation)
     ctx.flusher.add(publisher)
@@ -195,13 +203,13 @@ def run_generation(ctx: GenerationContext, stream_id: str,
     try:
         outcome = _generate(ctx, request, generation, publisher, attempt, watch)
     finally:
-        watch.end(outcome)
+        watch.end(outcome.value)
         if ctx.leases is not None:
             ctx.leases.untrack(stream_id)
         ctx.flusher.remove(publisher)
         ctx.generations.remove(generation)
-    if outcome != RELEASED:
-        ctx.store.drop_lease(stream_id)
+    if outcome is not RunOutcome.RELEASED:
+        ctx.store.leases.drop(stream_id)
     return outcome
 
 
@@ -212,7 +220,7 @@ def _generate(
     publisher: Publisher,
     attempt: int,
     watch: GenerationWatch,
-) -> str:
+) -> RunOutcome:
     reruns_left = ctx.settings.upstream_reset_retries
     deadline = time.monotonic() + ctx.settings.max_generation_seconds
     try:
@@ -221,10 +229,10 @@ def _generate(
                 return _answer(ctx.upstream.open(request), generation, publisher, deadline, watch)
             except UpstreamError as exc:
                 if generation.released:
-                    return RELEASED
+                    return RunOutcome.RELEASED
                 if generation.cancelled:
                     publisher.finish(EventType.CANCELLED, {})
-                    return StreamStatus.CANCELLED.value
+                    return RunOutcome.CANCELLED
                 UPSTREAM_ERRORS.labels(exc.code).inc()
                 if exc.code not in RERUNNABLE or reruns_left <= 0:
                     log.warning("stream %s: %s (%s)", generation.stream_id, exc.message, exc.code)
@@ -237,16 +245,16 @@ def _generate(
                     publisher.reset(attempt, exc.code)
     except StreamClosedError:
         log.warning("stream %s: taken over or ended elsewhere; stopping here", generation.stream_id)
-        return RELEASED
+        return RunOutcome.RELEASED
     except RedisOutageError:
         log.error("stream %s: Redis away too long; leaving it to the lease reaper", generation.stream_id)
         generation.release()
-        return RELEASED
+        return RunOutcome.RELEASED
     except GenerationFailed:
         raise
     except Exception:
         if generation.released:
-            return RELEASED
+            return RunOutcome.RELEASED
         log.exception("stream %s: generation failed", generation.stream_id)
         publisher.finish(EventType.ERROR, {"code": "internal_error", "message": "the worker failed"})
         raise
@@ -258,7 +266,7 @@ def _answer(
     publisher: Publisher,
     deadline: float,
     watch: GenerationWatch,
-) -> str:
+) -> RunOutcome:
     """One upstream call, streamed into the publisher; raises UpstreamError."""
     finish_reason: str | None = None
     usage: dict[str, Any] | None = None
@@ -284,11 +292,11 @@ def _answer(
     finally:
         call.close()
     if generation.released:
-        return RELEASED
+        return RunOutcome.RELEASED
     if generation.cancelled or publisher.cancel_requested:
         publisher.finish(EventType.CANCELLED, {})
-        return StreamStatus.CANCELLED.value
+        return RunOutcome.CANCELLED
     if finish_reason is None:
         raise UpstreamError("upstream_truncated", "the model's answer ended without a finish reason")
     publisher.finish(EventType.DONE, {"finish_reason": finish_reason, "usage": usage, **info})
-    return StreamStatus.DONE.value
+    return RunOutcome.DONE

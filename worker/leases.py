@@ -17,19 +17,19 @@ from collections.abc import Callable
 import redis
 
 from spool.events import StreamStatus
-from spool.store import StreamStore
+from spool.streams import Reclaim, StreamStore
 from worker.rq_books import RQBooks
 
 log = logging.getLogger(__name__)
 
 
-def settle_rq_job(books: RQBooks, stream_id: str, outcome: str) -> None:
+def settle_rq_job(books: RQBooks, stream_id: str, outcome: Reclaim) -> None:
     """Make RQ's view of a reclaimed stream's job match `outcome`."""
-    if outcome == "requeue":
+    if outcome is Reclaim.REQUEUE:
         books.requeue(stream_id)
-    elif outcome == "failed":
+    elif outcome is Reclaim.FAILED:
         books.settle(stream_id, StreamStatus.ERROR.value)
-    elif outcome == "cancelled":
+    elif outcome is Reclaim.CANCELLED:
         books.settle(stream_id, StreamStatus.CANCELLED.value)
 
 
@@ -61,9 +61,9 @@ class LeaseKeeper:
         with self._lock:
             self._owned.pop(stream_id, None)
 
-    def hand_over(self, stream_id: str, reason: str) -> str:
+    def hand_over(self, stream_id: str, reason: str) -> Reclaim:
         """Give up a stream this process stopped generating (shutdown): requeue it now."""
-        outcome, _ = self._store.reclaim(stream_id, reason, self._max_attempts, force=True)
+        outcome, _ = self._store.leases.reclaim(stream_id, reason, self._max_attempts, force=True)
         settle_rq_job(self._books, stream_id, outcome)
         return outcome
 
@@ -84,7 +84,7 @@ class LeaseKeeper:
             owned = {stream_id: writer for stream_id, (writer, _) in self._owned.items()}
         if not owned:
             return
-        for stream_id in self._store.renew_leases(owned, self._lease):
+        for stream_id in self._store.leases.renew(owned, self._lease):
             log.warning("stream %s: lease lost to another worker; stopping here", stream_id)
             with self._lock:
                 entry = self._owned.pop(stream_id, None)
@@ -92,12 +92,12 @@ class LeaseKeeper:
                 entry[1]()
 
     def _reap(self) -> None:
-        for stream_id in self._store.expired_leases():
+        for stream_id in self._store.leases.expired():
             with self._lock:
                 if stream_id in self._owned:
                     continue  # ours and alive: the renewal above is under way
-            outcome, attempt = self._store.reclaim(stream_id, "worker_lost", self._max_attempts)
-            if outcome in ("alive", "gone"):
+            outcome, attempt = self._store.leases.reclaim(stream_id, "worker_lost", self._max_attempts)
+            if outcome in (Reclaim.ALIVE, Reclaim.GONE):
                 continue
-            log.warning("stream %s: its worker was lost; %s (attempt %d)", stream_id, outcome, attempt)
+            log.warning("stream %s: its worker was lost; %s (attempt %d)", stream_id, outcome.value, attempt)
             settle_rq_job(self._books, stream_id, outcome)

@@ -11,13 +11,13 @@ from spool.keys import Keys
 from spool.queueing import spool_queue
 from spool.redis_client import connect, connect_blocking, connect_queue, node_of, pubsub_factory
 from spool.settings import Settings
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker import metrics
 from worker.control import CancelListener
 from worker.generation import GenerationContext, Generations, run_generation
 from worker.leases import LeaseKeeper
 from worker.publisher import Flusher
-from worker.reconcile import Reconciler, end_unstarted
+from worker.reconcile import Reconciler
 from worker.rq_books import RQBooks
 from worker.runner import INTAKE_FETCHERS, JobRunner
 from worker.upstream import Upstream
@@ -66,12 +66,12 @@ def run_worker(
     def hand_over(stream_id: str) -> None:
         # Requeued after its generation stopped writing: the next worker reruns from `reset`.
         outcome = leases.hand_over(stream_id, "worker_shutdown")
-        log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome)
+        log.info("stream %s: handed over on shutdown (%s)", stream_id, outcome.value)
 
     def reject(stream_id: str) -> None:
         # A job that cannot be read can never run: its stream ends now.
         message = "the queued job could not be read"
-        end_unstarted(store, stream_id, "internal_error", message)
+        store.fail(stream_id, "internal_error", message)
         books.settle(stream_id, StreamStatus.ERROR.value)
         books.left_queue(stream_id)
 

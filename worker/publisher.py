@@ -8,8 +8,9 @@ the upstream's order. The buffered events wait, and one Flusher per worker proce
 every generation's buffered text each `interval` in a single pipelined round
 trip: at hundreds of concurrent answers, one Redis round trip per delta per
 generation was most of a worker's CPU (docs/benchmarks.md). Events that end
-or restart an answer (`finish`, `reset`) and the claiming `begin` are written
-by the generation itself, synchronously.
+or restart an answer (`finish`, `reset`) are written by the generation
+itself, synchronously. The stream is already the writer's: its lease
+claimed it (spool/streams/leases.py).
 
 Redis may be away for a while (a restart, a failover). Text keeps buffering
 meanwhile and writes are retried with backoff, for up to `outage_window`
@@ -28,7 +29,7 @@ from typing import Any
 import redis
 
 from spool.events import TEXT_FIELD, EventType
-from spool.store import AppendRequest, AppendResult, StreamStore
+from spool.streams import AppendRequest, AppendResult, StreamStore
 from worker.metrics import REDIS_ERRORS
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,6 @@ class Publisher:
         self._backoff = FIRST_BACKOFF
         self._lock = threading.Lock()  # guards the fields above
         self._writing = threading.Lock()  # one write at a time
-
-    def begin(self, type_: EventType, data: dict[str, Any]) -> None:
-        """Claim the queued stream with its first event (`start` or `reset`).
-        Raises StreamClosedError if it is no longer queued."""
-        self._tail.append((type_, data))
-        self._drain(begin=True)
 
     def delta(self, text: str) -> None:
         """Add answer text: the first at once, the rest within `interval`."""
@@ -169,7 +164,7 @@ class Publisher:
         if self._error is not None:
             raise self._error
 
-    def _drain(self, *, begin: bool = False) -> None:
+    def _drain(self) -> None:
         """Write until nothing is left, waiting out Redis outages."""
         while True:
             self._raise_pending()
@@ -180,17 +175,17 @@ class Publisher:
             if wait > 0:
                 time.sleep(wait)
             self._writing.acquire()
-            self._write_held(begin=begin)
+            self._write_held()
 
-    def _write_held(self, *, begin: bool = False) -> None:
+    def _write_held(self) -> None:
         """Write the next batch now; the caller holds `_writing`."""
         try:
-            request = self._form_request(begin=begin)
+            request = self._form_request()
             if request is None:
                 return
             try:
                 outcome: AppendResult | Exception = self._store.append(
-                    request.stream_id, request.writer, request.first_seq, request.events, begin=request.begin
+                    request.stream_id, request.writer, request.first_seq, request.events
                 )
             except (redis.ConnectionError, redis.TimeoutError) as exc:
                 outcome = exc
@@ -198,7 +193,7 @@ class Publisher:
         finally:
             self._writing.release()
 
-    def _form_request(self, *, begin: bool = False) -> AppendRequest | None:
+    def _form_request(self) -> AppendRequest | None:
         """The in-flight batch as a write (forming it from what is buffered if
         there is none), or None when there is nothing to write."""
         with self._lock:
@@ -208,7 +203,7 @@ class Publisher:
                 self._tail = []
             if self._inflight is None:
                 return None
-            return AppendRequest(self.stream_id, self.writer, self._next_seq, self._inflight, begin)
+            return AppendRequest(self.stream_id, self.writer, self._next_seq, self._inflight)
 
     def _close_run(self, run: RunKind) -> None:
         """Move the open run of fragments, joined into one event, behind the

@@ -20,35 +20,19 @@ from __future__ import annotations
 import logging
 import threading
 import time
-import uuid
 
 import redis
 
-from spool.errors import StreamClosedError, StreamNotFoundError
-from spool.events import EventType, StreamStatus
+from spool.errors import StreamNotFoundError
+from spool.events import StreamStatus
 from spool.redis_health import is_transient
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker.rq_books import EXECUTION_TTL, HEARTBEAT_SECONDS, RQBooks
 
 log = logging.getLogger(__name__)
 
-TERMINAL = frozenset({StreamStatus.DONE.value, StreamStatus.ERROR.value, StreamStatus.CANCELLED.value})
 # RQ's job meta key counting the times a stranded job was put back.
 REQUEUES = "spool_requeues"
-
-
-def end_unstarted(store: StreamStore, stream_id: str, code: str, message: str) -> bool:
-    """End a queued stream that no worker could start with an `error` event;
-    False when it was not queued any more (someone else has it, or it ended)."""
-    meta = store.meta(stream_id)
-    if meta["status"] != StreamStatus.QUEUED.value or meta.get("lease_until"):
-        return False
-    try:
-        store.append(stream_id, uuid.uuid4().hex, int(meta.get("last_seq", 0)) + 1,
-                     [(EventType.ERROR, {"code": code, "message": message})], begin=True)
-    except StreamClosedError:
-        return False
-    return True
 
 
 class Reconciler:
@@ -107,12 +91,11 @@ class Reconciler:
             books.settle(stream_id, StreamStatus.ERROR.value)
             self._forget(stream_id, in_intermediate)
             return True
-        status = meta["status"]
-        if status in TERMINAL:
-            books.settle(stream_id, status)
+        if meta.status.is_terminal:
+            books.settle(stream_id, meta.status.value)
             self._forget(stream_id, in_intermediate)
             return in_intermediate
-        if status != StreamStatus.QUEUED.value or meta.get("lease_until"):
+        if meta.status is not StreamStatus.QUEUED or meta.leased:
             return False  # a lease holds it: its worker, or the lease reaper, ends it
         if books.intermediate.set_first_seen(stream_id):
             return False  # first seen now: a worker may be taking its lease this moment
@@ -133,7 +116,7 @@ class Reconciler:
         requeues = int(job.meta.get(REQUEUES, 0)) if job is not None else 0
         if requeues + 1 >= self._max_attempts:
             message = f"no worker could start the answer ({requeues + 1} tries)"
-            if end_unstarted(self._store, stream_id, "worker_lost", message):
+            if self._store.fail(stream_id, "worker_lost", message):
                 log.warning("stream %s: %s; ended with an error", stream_id, message)
                 books.settle(stream_id, StreamStatus.ERROR.value)
             self._forget(stream_id, in_intermediate)

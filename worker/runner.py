@@ -32,7 +32,7 @@ from rq.job import Job
 from spool.events import StreamStatus
 from spool.queueing import SERIALIZER
 from spool.redis_health import is_transient
-from worker.generation import RELEASED, GenerationFailed, StartFailed
+from worker.generation import GenerationFailed, RunOutcome, StartFailed
 from worker.rq_books import HEARTBEAT_SECONDS, RQBooks, retrying
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,6 @@ INTAKE_FETCHERS = 8
 # Tries at a job's lease before leaving it to the reconciler (0.5 s, 1 s, 2 s apart).
 START_ATTEMPTS = 4
 
-_TERMINAL = {s.value for s in (StreamStatus.DONE, StreamStatus.ERROR, StreamStatus.CANCELLED)}
 # How a run ended when its stream did not: stopped midway (the lease path
 # carries it on), or never started (still queued).
 _STOPPED = "stopped"
@@ -238,11 +237,11 @@ class JobRunner:
                 # stream's lease (or the reconciler, if it ended) settles it.
                 log.warning("stream %s: generation raised %r; its lease carries it on", job.id, exc)
                 return _STOPPED
-        if status == RELEASED:
+        if status is RunOutcome.RELEASED:
             return _STOPPED
-        if status in _TERMINAL:
-            return status
-        if status == "missing":
+        if status.is_terminal:
+            return status.value
+        if status is RunOutcome.MISSING:
             return StreamStatus.ERROR.value
         # Not ours: another worker holds its lease.
         self._note(lambda: self._books.left_queue(job.id))

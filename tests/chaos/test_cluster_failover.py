@@ -12,7 +12,7 @@ import redis
 
 from spool.keys import Keys
 from spool.redis_client import connect
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from tests.chaos.conftest import record
 from tests.chaos.test_chaos import LEASE, assert_clean, chaos_stack, clients_through, lost  # noqa: F401
 from tests.chaos.harness import run_client

@@ -9,7 +9,7 @@ import pytest
 import requests
 
 from mock_upstream import expected_text
-from spool.store import StoredEvent
+from spool.events import Event
 from spool.ui_wire import UiMessageEncoder
 from tests.node_suite import run_node_suite
 from tests.stack import ROOT, start_stack, wait_until
@@ -38,7 +38,7 @@ CANCELLED_EVENTS = [("start", {"id": "stream-id", "model": "m", "created": 1}), 
 
 def encoded(events: list[tuple[str, dict]]) -> str:
     encoder = UiMessageEncoder("stream-id")
-    frames = [encoder.encode(StoredEvent(seq, t.encode(), json.dumps(d).encode()))
+    frames = [encoder.encode(Event(seq, t.encode(), json.dumps(d).encode()))
               for seq, (t, d) in enumerate(events, 1)]
     return b"".join(frames).decode()
 

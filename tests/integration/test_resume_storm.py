@@ -15,7 +15,7 @@ import requests
 
 from spool.events import EventType
 from spool.keys import Keys, new_stream_id
-from spool.store import PAGE, StreamStore
+from spool.streams import PAGE, StreamStore
 from tests.client import get_events, read
 
 pytestmark = pytest.mark.integration
@@ -29,7 +29,7 @@ def long_stream(stack) -> str:
     store = StreamStore(client, Keys(stack.prefix), 3600)
     sid = new_stream_id()
     store.create(sid, {"model": "mock", "messages": []})
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "mock", "created": 1})], begin=True)
+    store.leases.acquire(sid, 3600, "w")  # seq 1: start
     seq = 2
     while seq < EVENTS:
         batch = [(EventType.DELTA, {"text": f"{n} "}) for n in range(seq, min(seq + 500, EVENTS))]

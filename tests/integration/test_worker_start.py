@@ -22,7 +22,7 @@ from spool.keys import Keys, new_stream_id
 from spool.queueing import SERIALIZER, enqueue_generation, spool_queue
 from spool.redis_client import connect
 from spool.settings import Settings
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker import runner as runner_module
 from worker.generation import GenerationContext, Generations, run_generation
 from worker.leases import LeaseKeeper
@@ -61,11 +61,17 @@ class FaultyStore(StreamStore):
     failures = 0
     error: Exception = redis.ConnectionError("Connection closed by server.")
 
-    def acquire_lease(self, *args, **kwargs):
-        if self.failures:
-            self.failures -= 1
-            raise self.error
-        return super().acquire_lease(*args, **kwargs)
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        acquire = self.leases.acquire
+
+        def faulty_acquire(*args, **kwargs):
+            if self.failures:
+                self.failures -= 1
+                raise self.error
+            return acquire(*args, **kwargs)
+
+        self.leases.acquire = faulty_acquire
 
 
 class Worker:
@@ -166,7 +172,7 @@ def test_a_script_that_always_fails_ends_the_stream_with_one_error(worker):
         worker.reconcile()
     events = worker.events(stream_id)
     assert terminals(events) == ["error"] and events[-1][1]["code"] == "worker_lost"
-    assert worker.store.meta(stream_id)["status"] == "error"
+    assert worker.store.meta(stream_id).status == "error"
     assert worker.rq_lists() == {"queued": [], "intermediate": [], "started": []}
     assert stream_id in worker.queue.failed_job_registry.get_job_ids()
 
@@ -185,7 +191,7 @@ def test_a_worker_killed_after_taking_a_job_leaves_it_to_the_reconciler(worker):
 def test_a_worker_killed_after_the_lease_is_replaced_through_the_lease(worker, rq_recorded):
     stream_id = worker.create()
     job, _ = Queue.dequeue_any([worker.queue], None, connection=worker.client, serializer=SERIALIZER)
-    worker.store.acquire_lease(stream_id, LEASE, "dead-writer")  # writes `start` for the dead writer
+    worker.store.leases.acquire(stream_id, LEASE, "dead-writer")  # writes `start` for the dead writer
     if rq_recorded:
         worker.books.started(job)
     # The lease expires; a live worker's keeper reclaims the stream and requeues its job.
@@ -215,10 +221,10 @@ def test_a_job_whose_stream_ended_leaves_the_intermediate_queue(worker):
 def test_a_reclaimed_job_that_could_not_be_put_back_is_requeued_from_the_started_registry(worker):
     stream_id = worker.create()
     job, _ = Queue.dequeue_any([worker.queue], None, connection=worker.client, serializer=SERIALIZER)
-    worker.store.acquire_lease(stream_id, LEASE, "dead-writer")
+    worker.store.leases.acquire(stream_id, LEASE, "dead-writer")
     worker.books.started(job)
     # The reaper's reclaim got through, putting the job back on RQ's queue did not (Redis refused it).
-    assert worker.store.reclaim(stream_id, "worker_lost", 3, force=True)[0] == "requeue"
+    assert worker.store.leases.reclaim(stream_id, "worker_lost", 3, force=True)[0] == "requeue"
     registry = worker.queue.started_job_registry
     [entry] = worker.client.zrange(registry.key, 0, -1)
     worker.client.zadd(registry.key, {entry: 1})  # its heartbeats stopped long ago

@@ -11,7 +11,7 @@ import redis
 from spool.keys import Keys
 from spool.redis_client import connect, is_cluster
 from spool.redis_client import pubsub_factory as node_pubsub_factory
-from spool.store import StreamStore
+from spool.streams import StreamStore
 
 TTL = 3600
 

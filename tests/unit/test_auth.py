@@ -65,7 +65,7 @@ def test_the_owner_hash_is_stored_not_the_key(make_app):
     app = make_app(api_keys=ALICE, secret_key=SECRET)
     body = create(app.test_client())
     meta = app.extensions["spool"].store.meta(body["id"])
-    assert meta["owner"] and ALICE not in str(meta)
+    assert meta.owner and ALICE not in str(meta)
 
 
 def test_read_token_opens_events_and_snapshot_only(client):

@@ -39,7 +39,7 @@ def test_cursor_at_a_live_streams_end_is_followed(app):
 def test_follower_past_the_terminal_event_ends(store, hub):
     sid = new_stream_id()
     store.create(sid, CHAT)
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
     # Another follower keeps the hub's cursor at seq 1; this one raced past the
     # end (the gateway checked seq 5 against a meta read before the stream ended).
     other = events(store, hub, sid, after=1, idle_timeout=0.2)

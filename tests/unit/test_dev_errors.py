@@ -87,4 +87,4 @@ def test_cancel_refused_by_redis_is_not_a_503(app, monkeypatch, caplog):
     assert response.status_code == 500 and response.get_json()["error"]["code"] == "internal_error"
     assert "WRONGTYPE" in caplog.text and sid in caplog.text
     assert "WRONGTYPE" not in response.get_data(as_text=True)
-    assert app.extensions["spool"].store.meta(sid)["status"] == "queued"
+    assert app.extensions["spool"].store.meta(sid).status == "queued"

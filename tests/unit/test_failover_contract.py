@@ -1,5 +1,5 @@
 """What a failover that lost acknowledged writes leaves, and how the store
-repairs it without changing any seq a client may have read (spool/journal.py).
+repairs it without changing any seq a client may have read (spool/streams/journal.py).
 
 A promoted replica that was behind looks like the stream with its last
 entries gone and its meta from before them; the tests make that state by hand.
@@ -14,9 +14,9 @@ import redis
 
 from spool.errors import StreamClosedError
 from spool.events import EventType
-from spool.journal import Journal
+from spool.streams import Journal
 from spool.keys import Keys, new_stream_id
-from spool.store import FAILOVER_SEQ_MARGIN, StreamStore
+from spool.streams import FAILOVER_SEQ_MARGIN, StreamStore
 from tests.unit.conftest import backend
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
@@ -48,7 +48,7 @@ def lose_tail(store: StreamStore, sid: str, keep: int, meta: dict) -> None:
 def test_the_live_writer_restores_a_lost_tail_identically(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 30, writer="w").started  # seq 1: start
+    assert store.leases.acquire(sid, 30, writer="w").claimed  # seq 1: start
     store.append(sid, "w", 2, [delta("a"), delta("b")])
     store.append(sid, "w", 4, [delta("c")])
     read_by_clients = entries(store, sid)
@@ -63,23 +63,52 @@ def test_the_live_writer_restores_a_lost_tail_identically(store):
 def test_a_lost_claim_is_restored_from_the_start(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 30, writer="w").started
+    assert store.leases.acquire(sid, 30, writer="w").claimed
     store.append(sid, "w", 2, [delta("a")])
     read_by_clients = entries(store, sid)
     # The replica never saw the lease: the stream is queued and empty there.
     lose_tail(store, sid, 0, {"status": "queued", "writer": ""})
     store.append(sid, "w", 3, [delta("b")])
     assert entries(store, sid)[:2] == read_by_clients
-    assert store.meta(sid)["status"] == "running" and store.meta(sid)["writer"] == "w"
+    assert store.meta(sid).status == "running" and store.meta(sid).writer == "w"
+
+
+def test_a_lost_rerun_claim_is_restored_with_the_same_reset(store):
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.leases.acquire(sid, -1, writer="w1").claimed  # seq 1: start
+    assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    assert store.leases.acquire(sid, 30, writer="w2").claimed  # seq 2: reset
+    store.append(sid, "w2", 3, [delta("a")])
+    read_by_clients = entries(store, sid)
+    # The replica saw the requeue, not the rerun's lease: queued at seq 1.
+    lose_tail(store, sid, 1, {"status": "queued", "writer": ""})
+    assert store.append(sid, "w2", 4, [delta("b")]).last_seq == 4
+    assert entries(store, sid)[:3] == read_by_clients
+    assert store.meta(sid).status == "running" and store.meta(sid).writer == "w2"
+
+
+def test_a_writers_own_reset_is_not_taken_for_its_claim(store):
+    # Queued at a seq past the claim: only a requeue does that, and a lease
+    # taken now would write another `reset` than the one the writer wrote.
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.leases.acquire(sid, 30, writer="w").claimed
+    store.append(sid, "w", 2, [delta("a"), (EventType.RESET, {"attempt": 2, "reason": "upstream_truncated"})])
+    store.append(sid, "w", 4, [delta("b")])
+    lose_tail(store, sid, 2, {"status": "queued", "writer": ""})
+    with pytest.raises(StreamClosedError):
+        store.append(sid, "w", 5, [delta("c")])
+    assert len(entries(store, sid)) == 2 and store.meta(sid).status == "queued"
 
 
 def test_a_requeued_stream_is_not_taken_back(store):
     # A reclaim (not a failover) requeued it: the writer's events are all there.
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, -1, writer="w").started
+    assert store.leases.acquire(sid, -1, writer="w").claimed
     store.append(sid, "w", 2, [delta("a")])
-    assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
     with pytest.raises(StreamClosedError):
         store.append(sid, "w", 3, [delta("b")])
 
@@ -87,7 +116,7 @@ def test_a_requeued_stream_is_not_taken_back(store):
 def test_a_tail_the_writer_never_wrote_is_not_invented(store):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert store.leases.acquire(sid, 30, "w").claimed  # seq 1: start
     other = StreamStore(store.redis, store.keys, store.ttl)  # another process: an empty journal
     with pytest.raises(StreamClosedError):
         other.append(sid, "w", 5, [delta("x")])
@@ -113,20 +142,20 @@ def test_a_rerun_after_a_failover_skips_past_every_seq_clients_may_hold(redis_ur
     sid = new_stream_id()
     try:
         store.create(sid, REQUEST)
-        assert store.acquire_lease(sid, -1, writer="w").started
+        assert store.leases.acquire(sid, -1, writer="w").claimed
         store.append(sid, "w", 2, [delta("a")])
         # As if the lease had been taken on another master (a replication id
         # this server does not have).
         client.hset(store.keys.meta(sid), "replid", "0" * 40)
-        assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+        assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
         meta = store.meta(sid)
-        assert int(meta["last_seq"]) == 2 + FAILOVER_SEQ_MARGIN and meta["history_lost"] == "1"
+        assert meta.last_seq == 2 + FAILOVER_SEQ_MARGIN and meta.history_lost
         # Without a failover a rerun continues at the next seq.
         plain = new_stream_id()
         store.create(plain, REQUEST)
-        assert store.acquire_lease(plain, -1, writer="w").started
-        assert store.reclaim(plain, "worker_lost", max_attempts=3) == ("requeue", 2)
-        assert store.meta(plain)["last_seq"] == "1"
+        assert store.leases.acquire(plain, -1, writer="w").claimed
+        assert store.leases.reclaim(plain, "worker_lost", max_attempts=3) == ("requeue", 2)
+        assert store.meta(plain).last_seq == 1
     finally:
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)

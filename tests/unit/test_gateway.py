@@ -39,10 +39,10 @@ def finished_stream(services, text_parts=("Hel", "lo")) -> str:
 
     sid = new_stream_id()
     services.store.create(sid, {**CHAT, "model": "m"})
-    events = [(EventType.START, {"id": sid, "model": "m", "created": 1})]
-    events += [(EventType.DELTA, {"text": t}) for t in text_parts]
+    services.store.leases.acquire(sid, 30, "w")  # seq 1: start
+    events = [(EventType.DELTA, {"text": t}) for t in text_parts]
     events += [(EventType.DONE, {"finish_reason": "stop", "usage": None})]
-    services.store.append(sid, "w", 1, events, begin=True)
+    services.store.append(sid, "w", 2, events)
     return sid
 
 
@@ -63,7 +63,7 @@ def test_post_without_stream_accept_is_queued_and_enqueued(client, services):
     assert body["status"] == "queued"
     assert body["events_url"] == f"/v1/streams/{body['id']}/events"
     assert services.queue.job_ids == [body["id"]]
-    assert services.store.meta(body["id"])["model"] == "gpt-4o-mini"
+    assert services.store.meta(body["id"]).model == "gpt-4o-mini"
 
 
 @pytest.mark.parametrize(
@@ -189,7 +189,7 @@ def test_ndjson_post_streams_live(client, services):
     body = iter(response.response)
     # First a heartbeat, so the headers reach a real client before any event.
     assert json.loads(next(body)) == {"type": "heartbeat"}
-    services.store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    services.store.leases.acquire(sid, 30, "w")  # seq 1: start
     assert json.loads(next(body))["type"] == "start"
     services.store.append(sid, "w", 2, [(EventType.CANCELLED, {})])
     assert json.loads(next(body)) == {"seq": 2, "type": "cancelled"}
@@ -242,4 +242,4 @@ def test_a_new_stream_is_recorded_and_enqueued_in_one_round_trip(client, service
     assert response.status_code == 202
     assert len(taken) == 1
     assert services.queue.job_ids[-1] == response.get_json()["id"]
-    assert services.store.meta(response.get_json()["id"])["status"] == "queued"
+    assert services.store.meta(response.get_json()["id"]).status == "queued"

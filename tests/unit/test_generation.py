@@ -7,11 +7,12 @@ import threading
 import fakeredis
 import pytest
 
+from gateway.snapshot import snapshot
 from spool.errors import StreamClosedError, UpstreamError
 from spool.events import EventType
 from spool.keys import Keys, new_stream_id
 from spool.settings import Settings
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker.generation import GenerationContext, GenerationFailed, Generations, run_generation
 from worker.publisher import Flusher
 from worker.upstream import Piece
@@ -129,7 +130,7 @@ def test_an_answer_without_finish_reason_is_a_truncation_error(store, flusher):
         run(store, flusher, ScriptedUpstream(Piece("partial")), sid=(sid := new_stream_id()))
     assert written(store, sid)[-1][0] == "error"
     assert written(store, sid)[-1][1]["code"] == "upstream_truncated"
-    assert store.meta(sid)["status"] == "error"
+    assert store.meta(sid).status == "error"
 
 
 def test_upstream_errors_keep_the_text_sent_and_end_in_error(store, flusher):
@@ -212,8 +213,8 @@ def test_a_failure_mid_answer_reruns_with_reset(store, flusher):
     kinds = [t for t, _ in written(store, sid)]
     assert kinds[0] == "start" and kinds[-1] == "done"
     assert ("reset", {"attempt": 2, "reason": "upstream_truncated"}) in written(store, sid)
-    assert store.snapshot(sid)["text"] == "whole"
-    assert store.snapshot(sid)["attempt"] == 2
+    assert snapshot(store, sid)["text"] == "whole"
+    assert snapshot(store, sid)["attempt"] == 2
 
 
 def test_a_failure_before_any_text_reruns_without_reset(store, flusher):
@@ -242,15 +243,14 @@ def test_errors_that_a_rerun_cannot_fix_are_not_rerun(store, flusher):
 def test_a_rerun_after_a_lost_worker_opens_with_reset(store, flusher):
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 0.001).taken
-    store.append(sid, "lost-worker", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert store.leases.acquire(sid, 0.001, "lost-worker").claimed  # seq 1: start
     store.append(sid, "lost-worker", 2, [(EventType.DELTA, {"text": "half"})])
-    assert store.expired_leases() == [sid]
-    assert store.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
+    assert store.leases.expired() == [sid]
+    assert store.leases.reclaim(sid, "worker_lost", max_attempts=3) == ("requeue", 2)
     _, outcome = run(store, flusher, ScriptedUpstream(Piece("full"), Piece(finish_reason="stop")), sid=sid)
     assert outcome == "done"
     assert written(store, sid)[2] == ("reset", {"attempt": 2, "reason": "worker_lost"})
-    assert store.snapshot(sid)["text"] == "full"
+    assert snapshot(store, sid)["text"] == "full"
     with pytest.raises(StreamClosedError):  # the lost worker, should it wake, is fenced off
         store.append(sid, "lost-worker", 3, [(EventType.DELTA, {"text": "zombie"})])
 
@@ -274,7 +274,7 @@ def test_every_part_of_an_answer_is_written_in_order_and_done_reports_the_upstre
         ("done", {"finish_reason": "tool_calls", "usage": {"total_tokens": 2}, "model": "m-1",
                   "system_fingerprint": "fp", "service_tier": "default"}),
     ]
-    snapshot = store.snapshot(sid)
-    assert snapshot["message"]["tool_calls"] == [{"id": "c1", "type": "function",
+    state = snapshot(store, sid)
+    assert state["message"]["tool_calls"] == [{"id": "c1", "type": "function",
                                                   "function": {"name": "f", "arguments": "{}"}}]
-    assert (snapshot["upstream_model"], snapshot["service_tier"]) == ("m-1", "default")
+    assert (state["upstream_model"], state["service_tier"]) == ("m-1", "default")

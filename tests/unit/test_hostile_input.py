@@ -48,8 +48,8 @@ def a_stream(app) -> str:
     store = app.extensions["spool"].store
     sid = new_stream_id()
     store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"}, owner=owner_of(KEY, SECRET))
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}),
-                               (EventType.DELTA, {"text": "a"}), (EventType.DELTA, {"text": "b"})], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
+    store.append(sid, "w", 2, [(EventType.DELTA, {"text": "a"}), (EventType.DELTA, {"text": "b"})])
     return sid
 
 

@@ -23,7 +23,7 @@ def redis_client(request, prefix):
 def started(store) -> str:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
     return sid
 
 

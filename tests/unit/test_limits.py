@@ -51,8 +51,8 @@ def test_rate_limit_without_keys_is_per_client_ip(make_app, redis_client):
 
 def finish(client, sid: str) -> None:
     store = client.application.extensions["spool"].store
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}),
-                               (EventType.DONE, {"finish_reason": "stop", "usage": None})], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
+    store.append(sid, "w", 2, [(EventType.DONE, {"finish_reason": "stop", "usage": None})])
 
 
 def test_concurrent_streams_are_limited_and_released_when_they_end(make_client, prefix, redis_client):

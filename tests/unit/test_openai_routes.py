@@ -73,7 +73,7 @@ def test_openai_fields_are_kept_as_sent(app, client, redis_client, prefix):
     response = client.post("/v1/chat/completions", json=body, buffered=False)
     stream_id = response.headers["X-Stream-Id"]
     response.close()
-    stored = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
+    stored = json.loads(app.extensions["spool"].store.meta(stream_id).request)
     # developer stays developer, max_completion_tokens is not rewritten, name is kept.
     assert stored == {"model": "m2", "messages": messages, "params": {"user": "u", "max_completion_tokens": 5},
                       "request_id": stored["request_id"]}

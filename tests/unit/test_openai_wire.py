@@ -9,7 +9,7 @@ from openai._streaming import SSEDecoder as SDKDecoder
 
 from spool.message import MessageFold
 from spool.openai_wire import ChunkContext, OpenAIEncoder, completion, error_body
-from spool.store import StoredEvent
+from spool.events import Event
 from spool.wire import WireFormat
 
 CTX = ChunkContext("chatcmpl-abc", "m", 1700000000, include_usage=True)
@@ -17,7 +17,7 @@ CTX = ChunkContext("chatcmpl-abc", "m", 1700000000, include_usage=True)
 
 def encode_openai(ctx: ChunkContext, seq: int, type_: bytes, data: bytes) -> bytes:
     """One event through a fresh encoder."""
-    return OpenAIEncoder(ctx).encode(StoredEvent(seq, type_, data))
+    return OpenAIEncoder(ctx).encode(Event(seq, type_, data))
 
 
 def sdk_events(raw: bytes) -> list:

@@ -10,11 +10,10 @@ import redis
 from spool.errors import StreamClosedError
 from spool.events import EventType
 from spool.keys import Keys, new_stream_id
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from worker.publisher import Flusher, Publisher, RedisOutageError
 
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
-START = {"id": "x", "model": "m", "created": 1}
 
 
 @pytest.fixture
@@ -25,10 +24,9 @@ def store(prefix):
 def started(store, *, outage_window=30.0) -> Publisher:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    assert store.acquire_lease(sid, 30).taken
-    publisher = Publisher(store, sid, new_stream_id(), first_seq=1, interval=60.0, outage_window=outage_window)
-    publisher.begin(EventType.START, START)
-    return publisher
+    writer = new_stream_id()
+    assert store.leases.acquire(sid, 30, writer).claimed  # seq 1: start
+    return Publisher(store, sid, writer, first_seq=2, interval=60.0, outage_window=outage_window)
 
 
 def deltas(store, sid) -> list[str]:
@@ -69,7 +67,7 @@ def test_a_write_the_flusher_could_not_make_is_raised_by_the_generation(store):
     publisher.delta("a")
     publisher.delta("b")
     # Another worker took the stream over (its lease had expired).
-    assert store.reclaim(publisher.stream_id, "worker_lost", 3, force=True)[0] == "requeue"
+    assert store.leases.reclaim(publisher.stream_id, "worker_lost", 3, force=True)[0] == "requeue"
     flusher = Flusher(store, 60.0)
     flusher.add(publisher)
     flusher.flush()

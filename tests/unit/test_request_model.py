@@ -42,7 +42,7 @@ def app(chat_app):
 def stored_request(app, response) -> dict:
     stream_id = response.headers["X-Stream-Id"]
     response.close()
-    request = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
+    request = json.loads(app.extensions["spool"].store.meta(stream_id).request)
     assert request.pop("request_id")
     return request
 

@@ -59,8 +59,8 @@ REASONING = [
 def written(store, events: list[tuple[EventType, dict[str, Any]]]) -> str:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    start = (EventType.START, {"id": sid, "model": "m", "created": 1})
-    store.append(sid, "w", 1, [start, *events], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
+    store.append(sid, "w", 2, events)
     return sid
 
 
@@ -115,7 +115,7 @@ def test_the_sdks_chunk_builder_is_the_one_used_here():
 
 
 def response(store, hub, sid: str, after: int, fmt: Format) -> bytes:
-    last = int(store.meta(sid)["last_seq"])
+    last = int(store.meta(sid).last_seq)
     return b"".join(follow(store, hub, sid, after, fmt.encoder(sid), 5.0, ended=after >= last))
 
 

@@ -114,7 +114,7 @@ def test_any_model_is_an_explicit_opt_in(make_app):
 def test_the_owner_hash_is_an_hmac_under_the_secret(make_app):
     app = make_app(api_keys=KEY, secret_key=SECRET)
     body = app.test_client().post("/v1/streams", json=CHAT, headers={"Authorization": f"Bearer {KEY}"}).get_json()
-    owner = app.extensions["spool"].store.meta(body["id"])["owner"]
+    owner = app.extensions["spool"].store.meta(body["id"]).owner
     assert owner == owner_of(KEY, SECRET)
     # Not the old unsalted hash, and another secret gives another hash.
     assert owner != hashlib.sha256(b"spool-owner\0" + KEY.encode()).hexdigest()[:32]

@@ -7,12 +7,11 @@ import threading
 import pytest
 import redis
 
-from spool.events import EventType
+from spool.events import Event, EventType
 from spool.keys import Keys, new_stream_id
 from spool.redis_client import node_of
-from spool.store import StreamStore
+from spool.streams import StreamStore
 from spool.tail import TailHub, events, wait_for_end
-from spool.wire import seq_of
 from tests.unit.conftest import backend
 
 
@@ -28,7 +27,7 @@ REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 def started(store) -> str:
     sid = new_stream_id()
     store.create(sid, REQUEST)
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1})], begin=True)
+    assert store.leases.acquire(sid, 30, "w").claimed  # seq 1: start
     return sid
 
 
@@ -135,7 +134,7 @@ def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pu
         hub._dispatch(stale, {key: b"0-6"})
         assert sub.inbox.empty()
         client.gate.set()
-        assert [seq_of(entry_id) for entry_id, _ in sub.inbox.get(timeout=10)] == [5, 6]
+        assert [Event.from_entry(entry_id, fields).seq for entry_id, fields in sub.inbox.get(timeout=10)] == [5, 6]
     finally:
         client.gate.set()
         hub.stop()
@@ -286,8 +285,9 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
     try:
         pubsub = subscribed(appended)
         store.create(appended, REQUEST)
-        store.append(appended, "w", 1, [(EventType.START, {"id": appended, "model": "m", "created": 1})],
-                     begin=True)
+        store.leases.acquire(appended, 30, "w")
+        store.append(appended, "w", 2, [(EventType.DELTA, {"text": "a"})])
+        assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()  # the lease's start
         assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()
         pubsub = subscribed(queued)
         store.create(queued, REQUEST)
@@ -295,10 +295,9 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
         assert next_message(pubsub, "smessage") == store.keys.events(queued).encode()
         pubsub = subscribed(lost)
         store.create(lost, REQUEST)
-        assert store.acquire_lease(lost, -1)  # its worker vanishes at once
-        store.append(lost, "w", 1, [(EventType.START, {"id": lost, "model": "m", "created": 1})], begin=True)
+        assert store.leases.acquire(lost, -1, "w").claimed  # its worker vanishes at once
         assert next_message(pubsub, "smessage") == store.keys.events(lost).encode()
-        assert store.reclaim(lost, "worker_lost", max_attempts=1) == ("failed", 1)
+        assert store.leases.reclaim(lost, "worker_lost", max_attempts=1) == ("failed", 1)
         assert next_message(pubsub, "smessage") == store.keys.events(lost).encode()
     finally:
         for pubsub in subscriptions:

@@ -18,7 +18,7 @@ from gateway.ui_messages import to_chat_messages
 from spool.events import EventType
 from spool.keys import new_stream_id
 from spool.settings import Settings
-from spool.store import StoredEvent
+from spool.events import Event
 from spool.tail import follow
 from spool.ui_wire import DONE_FRAME, UI_PREAMBLE, UiMessageEncoder
 from spool.wire import Encoder
@@ -73,8 +73,8 @@ def chunks_of(body: bytes) -> list:
     return chunks
 
 
-def stored(seq: int, type_: str, data: dict) -> StoredEvent:
-    return StoredEvent(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
+def stored(seq: int, type_: str, data: dict) -> Event:
+    return Event(seq, type_.encode(), json.dumps(data, separators=(",", ":")).encode())
 
 
 def encode(events: list[tuple[str, dict]], *, after: int = 0, **kwargs) -> bytes:
@@ -246,7 +246,7 @@ def test_an_interrupted_response_ends_with_an_error():
 def test_text_with_unexpected_keys_is_decoded():
     encoder = UiMessageEncoder("sid")
     encoder.encode(stored(1, "start", {}))
-    frames = encoder.encode(StoredEvent(2, b"delta", b'{"text":"a","x":"b"}'))
+    frames = encoder.encode(Event(2, b"delta", b'{"text":"a","x":"b"}'))
     assert parse_sse(frames)[-1][1] == {"type": "text-delta", "id": "text-2", "delta": "a"}
 
 
@@ -273,7 +273,8 @@ def test_followed_from_every_seq_the_frames_are_exactly_the_rest(store, hub):
     # Through the real follow loop (history observed, the rest from the store).
     sid = new_stream_id()
     store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"})
-    store.append(sid, "w", 1, [(EventType.START, {"id": sid, "model": "m", "created": 1}), *FOLLOWED], begin=True)
+    store.leases.acquire(sid, 30, "w")  # seq 1: start
+    store.append(sid, "w", 2, FOLLOWED)
     last = len(FOLLOWED) + 1
 
     def body(after: int) -> bytes:
@@ -418,8 +419,8 @@ def ui_body(chat_id: str = "chat1", **extra) -> dict:
 
 def finish(app, stream_id: str, *events: tuple[EventType, dict]) -> None:
     store = app.extensions["spool"].store
-    start = (EventType.START, {"id": stream_id, "model": "m", "created": 1})
-    store.append(stream_id, "w", 1, [start, *events], begin=True)
+    store.leases.acquire(stream_id, 30, "w")  # seq 1: start
+    store.append(stream_id, "w", 2, events)
 
 
 @pytest.mark.parametrize("body, code", [
@@ -449,7 +450,7 @@ def test_send_resume_stop_and_ownership(app):
     assert response.mimetype == "text/event-stream"
     stream_id = response.headers["X-Stream-Id"]
     response.close()  # a dropped connection: the answer goes on
-    request = json.loads(app.extensions["spool"].store.meta(stream_id)["request"])
+    request = json.loads(app.extensions["spool"].store.meta(stream_id).request)
     assert request["messages"] == [{"role": "user", "content": "hi"}] and request["params"]["temperature"] == 0.5
     finish(app, stream_id, (EventType.DELTA, {"text": "Hello"}), (EventType.DONE, {"finish_reason": "stop"}))
 
@@ -479,7 +480,7 @@ def test_a_tool_round_trip_is_queued_as_chat_messages(app):
     response = client.post("/v1/ui/chat", json=body, headers=auth())
     assert response.status_code == 200, response.data
     response.close()
-    request = json.loads(app.extensions["spool"].store.meta(response.headers["X-Stream-Id"])["request"])
+    request = json.loads(app.extensions["spool"].store.meta(response.headers["X-Stream-Id"]).request)
     assert request["messages"] == TOOL_ROUND_TRIP_CHAT and request["params"]["tools"] == [WEATHER, SQL]
 
 

@@ -8,21 +8,20 @@ import pytest
 
 from spool.decoders import LineDecoder, NDJSONDecoder, SSEDecoder, SSEMessage
 from spool.events import Event, EventType, encode_data
-from spool.store import StoredEvent
 from spool.wire import SSE_HEARTBEAT, NdjsonEncoder, SseEncoder, WireFormat, encode, event_json
 
 SAMPLES = [
-    Event(1, EventType.START, {"id": "abc", "model": "m", "created": 5}),
-    Event(2, EventType.DELTA, {"text": 'naïve "quoted"\nline 🙂'}),
-    Event(3, EventType.DONE, {"finish_reason": "stop", "usage": None}),
-    Event(4, EventType.CANCELLED, {}),
+    Event.of(1, EventType.START, {"id": "abc", "model": "m", "created": 5}),
+    Event.of(2, EventType.DELTA, {"text": 'naïve "quoted"\nline 🙂'}),
+    Event.of(3, EventType.DONE, {"finish_reason": "stop", "usage": None}),
+    Event.of(4, EventType.CANCELLED, {}),
 ]
 
 
 @pytest.mark.parametrize("event", SAMPLES)
 def test_event_json_is_the_events_dict(event):
-    raw = event_json(event.seq, event.type.value.encode(), encode_data(event.data).encode())
-    assert json.loads(raw) == event.to_dict()
+    raw = event_json(event.seq, event.type, event.data)
+    assert json.loads(raw) == event.to_dict() == {"seq": event.seq, "type": event.kind.value, **event.fields}
     assert Event.from_dict(json.loads(raw)) == event
 
 
@@ -43,7 +42,7 @@ def all_splits(payload: bytes):
 
 def test_ndjson_decoder_survives_any_split():
     payload = b"".join(
-        encode(WireFormat.NDJSON, e.seq, e.type.value.encode(), encode_data(e.data).encode()) for e in SAMPLES
+        encode(WireFormat.NDJSON, e.seq, e.type, e.data) for e in SAMPLES
     ) + b'{"type":"heartbeat"}\n'
     expected = [e.to_dict() for e in SAMPLES] + [{"type": "heartbeat"}]
     for parts in all_splits(payload):
@@ -54,10 +53,10 @@ def test_ndjson_decoder_survives_any_split():
 
 def test_sse_decoder_survives_any_split_and_skips_comments():
     frames = b"retry: 1000\n\n" + b"".join(
-        encode(WireFormat.SSE, e.seq, e.type.value.encode(), encode_data(e.data).encode()) for e in SAMPLES
+        encode(WireFormat.SSE, e.seq, e.type, e.data) for e in SAMPLES
     )
     payload = frames[:40] + SSE_HEARTBEAT + frames[40:] if frames[39:40] == b"\n" else SSE_HEARTBEAT + frames
-    expected = [SSEMessage(json.dumps(e.to_dict()), e.type.value, str(e.seq)) for e in SAMPLES]
+    expected = [SSEMessage(json.dumps(e.to_dict()), e.kind.value, str(e.seq)) for e in SAMPLES]
     for parts in all_splits(payload):
         decoder = SSEDecoder()
         got = [m for part in parts for m in decoder.feed(part)] + decoder.flush()
@@ -81,7 +80,7 @@ def test_line_decoder_keeps_a_partial_character_until_complete():
 
 @pytest.mark.parametrize("event", SAMPLES)
 def test_the_encoders_write_the_formats_bytes_exactly(event):
-    stored = StoredEvent(event.seq, event.type.value.encode(), encode_data(event.data).encode())
+    stored = event
     assert NdjsonEncoder().encode(stored) == encode(WireFormat.NDJSON, stored.seq, stored.type, stored.data)
     assert SseEncoder().encode(stored) == encode(WireFormat.SSE, stored.seq, stored.type, stored.data)
     assert NdjsonEncoder.preamble == WireFormat.NDJSON.preamble and SseEncoder.preamble == WireFormat.SSE.preamble

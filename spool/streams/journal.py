@@ -27,7 +27,8 @@ from spool.events import EventType
 # Streams remembered at once per process: far above a worker's concurrency.
 MAX_STREAMS = 4096
 
-Event = tuple[EventType, dict[str, Any]]
+# An event as a writer appends it: its type and fields (its seq is implied).
+Pending = tuple[EventType, dict[str, Any]]
 
 
 class Journal:
@@ -36,9 +37,9 @@ class Journal:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         # (stream id, writer) -> (first seq, events from that seq on)
-        self._runs: OrderedDict[tuple[str, str], tuple[int, list[Event]]] = OrderedDict()
+        self._runs: OrderedDict[tuple[str, str], tuple[int, list[Pending]]] = OrderedDict()
 
-    def record(self, stream_id: str, writer: str, first_seq: int, events: Sequence[Event]) -> None:
+    def record(self, stream_id: str, writer: str, first_seq: int, events: Sequence[Pending]) -> None:
         """Note that `events` were acknowledged as seqs first_seq, first_seq+1, ..."""
         if not events:
             return
@@ -58,7 +59,7 @@ class Journal:
             while len(self._runs) > MAX_STREAMS:
                 self._runs.popitem(last=False)
 
-    def since(self, stream_id: str, writer: str, after: int, before: int) -> list[Event] | None:
+    def since(self, stream_id: str, writer: str, after: int, before: int) -> list[Pending] | None:
         """The events with after < seq < before, or None when the journal
         does not hold all of them."""
         with self._lock:
