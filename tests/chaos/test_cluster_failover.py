@@ -16,7 +16,7 @@ from spool.store import StreamStore
 from tests.chaos.conftest import record
 from tests.chaos.test_chaos import LEASE, assert_clean, chaos_stack, clients_through, lost  # noqa: F401
 from tests.chaos.harness import run_client
-from tests.cluster_harness import RedisCluster3, SentinelSetup
+from bench.redis_topologies import RedisCluster3, SentinelSetup
 from tests.stack import wait_until
 
 pytestmark = pytest.mark.timeout(300)
