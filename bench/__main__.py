@@ -7,6 +7,7 @@ import os
 import signal
 import sys
 
+from bench.cluster import master_cpu
 from bench.report import details, summary, table
 from bench.scenarios import Options, knees, scale, standard
 
@@ -26,6 +27,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--burst", type=float, default=0.4, help="standard: seconds over which the burst's clients start")
     parser.add_argument("--targets", default="mock,resumable,direct,spool",
                         help="resumable is skipped, with a message, without Node 20 and `make bench-peers`")
+    parser.add_argument("--streams-cluster", action="store_true",
+                        help="the streams on a 3-master Redis Cluster the benchmark starts (the queue on plain Redis)")
     args = parser.parse_args(argv)
     # SIGTERM as an exception, so the Fleet stops every process it started.
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
@@ -34,12 +37,15 @@ def main(argv: list[str] | None = None) -> int:
         levels=tuple(int(x) for x in args.levels.split(",")), workers=args.workers,
         worker_concurrency=args.worker_concurrency, gateway_workers=args.gateway_workers,
         coalesce_ms=args.coalesce_ms, ramp=args.ramp, burst=args.burst, targets=tuple(args.targets.split(",")),
+        streams_cluster=args.streams_cluster,
     )
     log = lambda message: print(message, file=sys.stderr, flush=True)  # noqa: E731
     log(f"load before: {os.getloadavg()[0]:.2f} (1-minute average) on {os.cpu_count()} CPUs")
     rows = standard(opts, log) if args.scenario == "standard" else scale(opts, args.tokens, log)
     print(table(rows))
     print(details(rows))
+    if args.streams_cluster:
+        print(master_cpu(rows))
     if args.scenario == "standard":
         print(summary(rows))
     if args.scenario == "scale":

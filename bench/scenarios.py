@@ -28,6 +28,7 @@ class Options:
     ramp: float = 2.0
     burst: float = 0.4  # seconds over which the burst phase starts its clients
     targets: tuple[str, ...] = ("mock", "resumable", "direct", "spool")
+    streams_cluster: bool = False  # the streams on a 3-master Redis Cluster (bench/cluster.py)
 
 
 # Metering goes on this long after a phase's last answer, for every target
@@ -79,7 +80,8 @@ def standard(opts: Options, log=print) -> list[Row]:
     with Fleet() as fleet:
         s = bench_stack.start(fleet, ttft_ms=100, tokens_per_second=50, tokens=200, workers=opts.workers,
                               worker_concurrency=opts.worker_concurrency, gateway_workers=opts.gateway_workers,
-                              coalesce_ms=opts.coalesce_ms, peer="resumable" in targets)
+                              coalesce_ms=opts.coalesce_ms, peer="resumable" in targets,
+                              streams_cluster=opts.streams_cluster)
         log(f"stack up (logs in {fleet.log_dir})")
         for target in targets:
             # 20-token answers: TTFT is the same, and the phase stays short.
@@ -106,7 +108,8 @@ def scale(opts: Options, tokens: int = 60, log=print) -> list[Row]:
     with Fleet() as fleet:
         s = bench_stack.start(fleet, ttft_ms=100, tokens_per_second=10, tokens=tokens, workers=opts.workers,
                               worker_concurrency=opts.worker_concurrency, gateway_workers=opts.gateway_workers,
-                              coalesce_ms=opts.coalesce_ms, peer="resumable" in targets)
+                              coalesce_ms=opts.coalesce_ms, peer="resumable" in targets,
+                              streams_cluster=opts.streams_cluster)
         log(f"stack up (logs in {fleet.log_dir})")
         for level in opts.levels:
             for target in targets:

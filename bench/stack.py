@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 from rq.registry import StartedJobRegistry
 
+from bench import cluster as bench_cluster
 from bench import resumable_peer
 from bench.procs import Fleet, Proc, free_port, http_ok
 from bench.load import Target
@@ -31,10 +32,11 @@ class BenchStack:
 
 def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int, workers: int,
           worker_concurrency: int, gateway_workers: int, coalesce_ms: float | None = None,
-          peer: bool = False) -> BenchStack:
-    """Start everything (the resumable-stream peer too when `peer`); returns
-    once each process answers."""
+          peer: bool = False, streams_cluster: bool = False) -> BenchStack:
+    """Start everything (the resumable-stream peer too when `peer`, the streams
+    on a 3-master cluster when `streams_cluster`); returns once each process answers."""
     redis_proc, redis_url = fleet.redis()
+    streams = bench_cluster.start(fleet) if streams_cluster else None
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
     mock_port = free_port()
     mock = fleet.spool("mock", ["mock-upstream", "--port", str(mock_port), "--ttft-ms", str(ttft_ms),
@@ -51,6 +53,8 @@ def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int
     }
     if coalesce_ms is not None:
         env["SPOOL_COALESCE_MS"] = str(coalesce_ms)
+    if streams:
+        env["SPOOL_STREAMS_REDIS_URL"] = streams.url
     client = redis.Redis.from_url(redis_url)
     worker_procs = []
     for i in range(workers):
@@ -74,9 +78,9 @@ def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int
         targets["resumable"], peer_procs = resumable_peer.start(fleet, mock_url)
     time.sleep(0.5)  # let the gevent workers finish importing before timing starts
     return BenchStack(
-        redis=client,
+        redis=streams.metered(client) if streams else client,
         redis_port=port,
         targets=targets,
-        procs=[gateway, *worker_procs, redis_proc, mock, direct, *peer_procs],
+        procs=[gateway, *worker_procs, redis_proc, *(streams.procs if streams else []), mock, direct, *peer_procs],
         started_key=StartedJobRegistry(prefix, connection=client).key,
     )

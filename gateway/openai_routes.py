@@ -16,6 +16,7 @@ from flask import Blueprint, Response, g, jsonify, request
 
 from gateway import metrics
 from gateway.auth import current_caller
+from gateway.cursor import ResumePoint
 from gateway.errors import render_openai
 from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
@@ -55,11 +56,11 @@ def chat_completions():
     return _wait_for_completion(s, stream_id, ctx)
 
 
-def openai_events_response(stream_id: str, after: int, meta: StreamMeta, *, ended: bool = False) -> Response:
+def openai_events_response(stream_id: str, point: ResumePoint, meta: StreamMeta) -> Response:
     """The events route in the `openai` format (called by gateway/routes.py)."""
     include_usage = request.args.get("include_usage", "").lower() in ("1", "true")
     ctx = ChunkContext(completion_id(stream_id), meta.model or "", int(meta.created_at or 0), include_usage)
-    return stream_response(stream_id, after, OpenAIEncoder(ctx), ended=ended)
+    return stream_response(stream_id, point.start, point.encoder(OpenAIEncoder(ctx)), ended=point.ended)
 
 
 def _wait_for_completion(s: Services, stream_id: str, ctx: ChunkContext) -> Response:

@@ -9,6 +9,7 @@ import redis
 from flask import Blueprint, Response, g, jsonify, request, url_for
 
 from gateway.auth import Caller, access, current_caller, may_access
+from gateway.cursor import FROM_START, ResumePoint, resume_point
 from gateway.errors import ApiError, as_api_error
 from gateway.intake import queue_stream
 from gateway.openai_routes import openai_events_response
@@ -140,7 +141,7 @@ def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool 
     both with the stream's read token."""
     token = access().read_token(stream_id)
     if fmt is not None:
-        response = _stream_response(stream_id, 0, fmt)
+        response = _stream_response(stream_id, FROM_START, fmt)
     else:
         status = services().store.meta(stream_id).status.value if replayed else StreamStatus.QUEUED.value
         response = jsonify(
@@ -181,15 +182,10 @@ def stream_events(stream_id: str):
         meta = s.store.meta(stream_id)
     except StreamNotFoundError:
         raise _not_found(stream_id) from None
-    if after > meta.last_seq and not meta.status.is_terminal:
-        # No one has seen an event not yet written; and a cursor past the end
-        # would park this process's shared XREAD for the stream beyond it.
-        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
-    # Nothing can follow the terminal event: answer at once instead of idling.
-    ended = meta.status.is_terminal and after >= meta.last_seq
+    point = resume_point(after, meta)  # a cursor past the end after a failover is followed (gateway/cursor.py)
     if fmt is WireFormat.OPENAI:
-        return openai_events_response(stream_id, after, meta, ended=ended)
-    return _stream_response(stream_id, after, fmt, ended=ended)
+        return openai_events_response(stream_id, point, meta)
+    return _stream_response(stream_id, point, fmt)
 
 
 @api.post("/v1/streams/<stream_id>/cancel")
@@ -222,9 +218,9 @@ def cancel_stream(stream_id: str):
     return response
 
 
-def _stream_response(stream_id: str, after: int, fmt: WireFormat, *, ended: bool = False) -> Response:
+def _stream_response(stream_id: str, point: ResumePoint, fmt: WireFormat) -> Response:
     encoder = NdjsonEncoder() if fmt is WireFormat.NDJSON else SseEncoder()
-    return stream_response(stream_id, after, encoder, ended=ended)
+    return stream_response(stream_id, point.start, point.encoder(encoder), ended=point.ended)
 
 
 def _accepted_stream_format() -> WireFormat | None:

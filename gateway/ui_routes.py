@@ -25,6 +25,7 @@ from typing import Any
 from flask import Blueprint, Response, g, jsonify, request
 
 from gateway.auth import Caller, current_caller, may_access
+from gateway.cursor import resume_point
 from gateway.errors import ApiError
 from gateway.intake import queue_stream
 from gateway.openai_request import parse_completion_request
@@ -38,6 +39,7 @@ from spool.keys import is_stream_id, new_stream_id
 from spool.logs import bind
 from spool.tail import wait_for_end
 from spool.ui_wire import UI_STREAM_HEADER, UiMessageEncoder
+from spool.wire import Encoder
 
 log = logging.getLogger(__name__)
 
@@ -82,16 +84,12 @@ def resume_stream(chat_id: str):
         meta = None
     if meta is None:
         return Response(status=204)
-    last_seq, terminal = meta.last_seq, meta.status.is_terminal
-    if after > last_seq and not terminal:
-        # As on the events route: no one has seen an event not yet written,
-        # and a cursor past the end would park the shared XREAD beyond it.
-        raise ApiError(400, "invalid_cursor", "after / Last-Event-ID is beyond the stream's last event")
+    point = resume_point(after, meta)  # as on the events route (gateway/cursor.py)
     # A full replay starts at the attempt that is running now (spool/ui_wire.py).
     skip_to = meta.attempt if after == 0 else 1
-    ended = terminal and after >= last_seq  # nothing can follow: the response is just [DONE]
-    return _ui_response(stream_id, after, UiMessageEncoder(stream_id, skip_to_attempt=skip_to, ended=ended),
-                        ended=ended)
+    # Ended: nothing can follow, the response is just [DONE].
+    encoder = UiMessageEncoder(stream_id, skip_to_attempt=skip_to, ended=point.ended)
+    return _ui_response(stream_id, point.start, point.encoder(encoder), ended=point.ended)
 
 
 @ui_api.post("/v1/ui/chat/<chat_id>/stop")
@@ -147,7 +145,7 @@ def _resume_point() -> int:
     return int(raw)
 
 
-def _ui_response(stream_id: str, after: int, encoder: UiMessageEncoder, *, ended: bool = False) -> Response:
+def _ui_response(stream_id: str, after: int, encoder: Encoder, *, ended: bool = False) -> Response:
     response = stream_response(stream_id, after, encoder, ended=ended)
     response.headers[UI_STREAM_HEADER[0]] = UI_STREAM_HEADER[1]
     return response

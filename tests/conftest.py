@@ -53,8 +53,8 @@ def redis_url() -> str:
 
 @pytest.fixture(scope="session")
 def redis_cluster():
-    """A real 3-master Redis Cluster (tests/cluster_harness.py), one per session."""
-    from tests.cluster_harness import RedisCluster3
+    """A real 3-master Redis Cluster (bench/redis_topologies.py), one per session."""
+    from bench.redis_topologies import RedisCluster3
 
     cluster = RedisCluster3().start()
     yield cluster

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,24 +20,13 @@ from typing import Any
 
 import requests
 
+from bench.redis_topologies import wait_until  # noqa: F401  (tests import it from here)
 from cli.dev import free_port  # noqa: F401  (tests import it from here)
 from spool.redis_client import connect
 
 ROOT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
 STOP_SECONDS = 20
-
-
-
-def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
-    """Poll `predicate` until it is true; fail with `what` after `timeout` seconds.
-    For readiness of other processes only, where no event can be awaited."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
 def http_ok(url: str) -> bool:

@@ -26,6 +26,7 @@ class Outcome:
     duplicated: int = 0  # events delivered twice
     gaps: int = 0  # events skipped
     hung: bool = False
+    refusals: list[str] = field(default_factory=list)  # 4xx answers (e.g. a resume's invalid_cursor)
 
     @property
     def terminal(self) -> dict[str, Any] | None:
@@ -90,6 +91,8 @@ def _open(base: str, outcome: Outcome, prompt: str, body: dict[str, Any]) -> req
     if response.status_code >= 500:
         response.close()
         raise _Unavailable(response.status_code)
+    if response.status_code >= 400:
+        outcome.refusals.append(f"{response.status_code} {response.text[:200]}")
     response.raise_for_status()
     outcome.stream_id = response.headers["X-Stream-Id"]
     return response

@@ -1,5 +1,6 @@
 """Streams on a real 3-master Redis Cluster, the queue on the plain Redis:
-real gateways and a worker (tests/stack.py)."""
+real gateways and a worker (tests/stack.py); and what the worker's
+reconciler does with a stream whose lease a failover lost with its worker."""
 
 from __future__ import annotations
 
@@ -8,10 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 import redis
 import requests
+from rq import Queue
 
 from mock_upstream import expected_text
+from spool.queueing import SERIALIZER
 from spool.redis_client import connect
 from tests.client import chat, get_events, post_stream, read
+from tests.integration.test_worker_start import LEASE, assert_done, worker  # noqa: F401  (a fixture)
 
 pytestmark = pytest.mark.integration
 
@@ -95,3 +99,32 @@ def test_cancel_from_either_gateway_reaches_the_worker(redis_cluster, redis_url,
         assert meta[b"control"].startswith(f"{stack.prefix}:control:".encode())
     finally:
         streams.close()
+
+
+@pytest.mark.parametrize("rq_recorded", [False, True], ids=["before-rqs-record", "after-rqs-record"])
+def test_a_lease_lost_with_its_master_and_worker_leaves_no_stream_queued(worker, rq_recorded):
+    # The streams' master dies in a stream's first milliseconds, before its
+    # lease (and `start`) reached the replica, and the worker running it dies
+    # too. The queue's Redis (another server) keeps RQ's records: the job in
+    # the intermediate queue, or, once RQ recorded it, in the started registry.
+    stream_id = worker.create()
+    meta_key = worker.store.keys.meta(stream_id)
+    as_created = worker.client.hgetall(meta_key)
+    job, _ = Queue.dequeue_any([worker.queue], None, connection=worker.client, serializer=SERIALIZER)
+    assert worker.store.leases.acquire(stream_id, LEASE, "dead-writer").claimed
+    start_read_by_clients = worker.events(stream_id)
+    if rq_recorded:
+        worker.books.started(job)
+        registry = worker.queue.started_job_registry
+        [entry] = worker.client.zrange(registry.key, 0, -1)
+        worker.client.zadd(registry.key, {entry: 1})  # the dead worker's heartbeats stopped long ago
+    # The promoted replica has the stream as the gateway created it.
+    worker.client.delete(meta_key, worker.store.keys.events(stream_id))
+    worker.client.hset(meta_key, mapping=as_created)
+    assert worker.store.meta(stream_id)["status"] == "queued"
+    worker.reconcile()
+    assert worker.queue.get_job_ids() == [stream_id]  # put back, not left queued
+    worker.run_burst()
+    assert_done(worker, stream_id)
+    # The rerun's `start` is the one its gateway stored: seq 1 is unchanged.
+    assert worker.events(stream_id)[:1] == start_read_by_clients

@@ -1,6 +1,6 @@
-"""A resume cursor past a live stream's end is refused (it would park the
-process's shared XREAD for that stream), and a follower whose cursor is past a
-terminal event it then sees ends instead of idling forever."""
+"""A resume cursor past a live stream's end by more than any failover explains
+is refused, and a follower whose cursor is past a terminal event it then sees
+ends instead of idling forever."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ import pytest
 
 from spool.events import EventType
 from spool.keys import new_stream_id
+from spool.streams import FAILOVER_SEQ_MARGIN
 from spool.tail import events
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
@@ -18,10 +19,13 @@ def app(make_app):
     return make_app()
 
 
-def test_cursor_past_a_live_streams_end_is_400(app):
+def test_cursor_past_a_live_streams_end_beyond_any_failover_is_400(app):
+    # Up to FAILOVER_SEQ_MARGIN past the end is a resume after a failover
+    # (tests/unit/test_failover_resume.py); further is no seq anyone served.
     client = app.test_client()
     body = client.post("/v1/streams", json=CHAT).get_json()
-    for query, headers in [("?after=5", {}), ("", {"Last-Event-ID": "1"})]:
+    beyond = str(FAILOVER_SEQ_MARGIN + 1)
+    for query, headers in [(f"?after={beyond}", {}), ("", {"Last-Event-ID": beyond})]:
         response = client.get(body["events_url"] + query, headers=headers)
         assert response.status_code == 400
         assert response.get_json()["error"]["code"] == "invalid_cursor"

@@ -19,6 +19,7 @@ from spool.events import EventType
 from spool.keys import new_stream_id
 from spool.settings import Settings
 from spool.events import Event
+from spool.streams import FAILOVER_SEQ_MARGIN
 from spool.tail import follow
 from spool.ui_wire import DONE_FRAME, UI_PREAMBLE, UiMessageEncoder
 from spool.wire import Encoder
@@ -490,8 +491,8 @@ def test_resume_points_at_and_past_the_end(app):
     stream_id = response.headers["X-Stream-Id"]
     response.close()
     finish(app, stream_id, (EventType.DELTA, {"text": "a"}))
-    # Live and not at its end: a cursor beyond the last event is refused.
-    beyond = client.get("/v1/ui/chat/ends/stream", headers={**auth(), "Last-Event-ID": "3"})
+    # Live: a cursor beyond the last event by more than a failover explains is refused.
+    beyond = client.get("/v1/ui/chat/ends/stream", headers={**auth(), "Last-Event-ID": str(3 + FAILOVER_SEQ_MARGIN)})
     assert beyond.status_code == 400 and beyond.get_json()["error"]["code"] == "invalid_cursor"
     app.extensions["spool"].store.append(stream_id, "w", 3, [(EventType.DONE, {"finish_reason": "stop"})])
     for after in (3, 9):  # at the end, and past it: only [DONE], at once

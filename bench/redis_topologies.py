@@ -1,10 +1,14 @@
-"""Real Redis Clusters and Sentinel setups for tests, on loopback ports.
+"""Real Redis Clusters and Sentinel setups on loopback ports, for the tests
+(tests/conftest.py, tests/chaos) and the benchmark (`python -m bench
+--streams-cluster`).
 
 `RedisCluster3` starts six `redis-server --cluster-enabled yes` (three masters,
 one replica each) and joins them with `redis-cli --cluster create`;
 `SentinelSetup` starts a master, a replica and three sentinels. Both stop
 every process they started, and each node's data lives in a temporary
-directory. Start-up takes about a second; share one per module or session.
+directory (or one given). Start-up takes about a second; share one per module
+or session. Needs only redis-py and the redis-server/redis-cli binaries, not
+spool.
 """
 
 from __future__ import annotations
@@ -15,11 +19,10 @@ import signal
 import socket
 import subprocess
 import tempfile
+import time
 from pathlib import Path
 
 import redis
-
-from tests.stack import wait_until
 
 # A cluster node listens on port and port + 10000 (its bus), so ports above this are refused.
 MAX_NODE_PORT = 55535
@@ -46,6 +49,17 @@ def cluster_ports(count: int) -> list[int]:
     return ports
 
 
+def wait_until(predicate, timeout: float, what: str, interval: float = 0.05) -> None:
+    """Poll `predicate` until it is true; fail with `what` after `timeout` seconds.
+    For readiness of other processes only, where no event can be awaited."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
 def _binary(name: str) -> str:
     path = shutil.which(name)
     if path is None:
@@ -56,8 +70,10 @@ def _binary(name: str) -> str:
 class _Servers:
     """Processes started by a harness, stopped together."""
 
-    def __init__(self) -> None:
-        self.directory = Path(tempfile.mkdtemp(prefix="spool-redis-"))
+    def __init__(self, directory: Path | None = None) -> None:
+        self.temporary = directory is None  # removed by stop(); a given one is kept
+        self.directory = directory or Path(tempfile.mkdtemp(prefix="spool-redis-"))
+        self.directory.mkdir(parents=True, exist_ok=True)
         self.processes: dict[int, subprocess.Popen] = {}
 
     def spawn(self, port: int, *args: str) -> None:
@@ -80,7 +96,8 @@ class _Servers:
             if process.poll() is None:
                 process.kill()
                 process.wait(timeout=10)
-        shutil.rmtree(self.directory, ignore_errors=True)
+        if self.temporary:
+            shutil.rmtree(self.directory, ignore_errors=True)
 
 
 def _answers(port: int, check) -> bool:
@@ -105,15 +122,18 @@ class RedisCluster3:
     """A 3-master, 3-replica Redis Cluster on loopback. `url` is spool's
     `redis+cluster://` URL with every master as a seed."""
 
-    def __init__(self) -> None:
-        self.servers = _Servers()
+    def __init__(self, directory: Path | None = None, *args: str) -> None:
+        """`directory` holds the nodes' data and logs (by default a temporary
+        one, removed by `stop`); `args` are more redis-server options."""
+        self.servers = _Servers(directory)
         self.ports = cluster_ports(6)
+        self.args = args
 
     def start(self) -> RedisCluster3:
         try:
             for port in self.ports:
                 self.servers.spawn(port, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-                                   "--cluster-node-timeout", str(NODE_TIMEOUT_MS))
+                                   "--cluster-node-timeout", str(NODE_TIMEOUT_MS), *self.args)
             for port in self.ports:
                 wait_until(lambda p=port: _answers(p, lambda c: c.ping()), 10, f"cluster node {port}")
             subprocess.run(
