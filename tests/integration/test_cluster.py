@@ -121,7 +121,7 @@ def test_a_lease_lost_with_its_master_and_worker_leaves_no_stream_queued(worker,
     # The promoted replica has the stream as the gateway created it.
     worker.client.delete(meta_key, worker.store.keys.events(stream_id))
     worker.client.hset(meta_key, mapping=as_created)
-    assert worker.store.meta(stream_id)["status"] == "queued"
+    assert worker.store.status(stream_id).value == "queued"
     worker.reconcile()
     assert worker.queue.get_job_ids() == [stream_id]  # put back, not left queued
     worker.run_burst()
