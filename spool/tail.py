@@ -6,6 +6,7 @@ every follower at once.
 
 from __future__ import annotations
 
+import logging
 import queue
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +18,8 @@ from spool.wire import Encoder
 
 __all__ = ["HUB_STOPPED", "Subscription", "TailHub", "events", "follow", "wait_for_end"]
 
+log = logging.getLogger(__name__)
+
 
 def events(
     store: StreamStore,
@@ -27,7 +30,8 @@ def events(
 ) -> Iterator[Event | None]:
     """Yield the stream's events with seq > after, replayed then live, each
     exactly once and in order, up to and including the terminal event. Yields
-    None after each `idle_timeout` seconds without an event.
+    None after each `idle_timeout` seconds without an event (after checking
+    the stream itself for events the hub has not delivered).
 
     Ends early (without a terminal event) if the hub lost Redis, so the
     client resumes.
@@ -45,7 +49,21 @@ def events(
             try:
                 batch = sub.inbox.get(timeout=idle_timeout)
             except queue.Empty:
-                yield None
+                # A quiet interval: read the stream directly once, so a
+                # follower never depends on the hub's thread alone (a stalled
+                # hub, or a write whose announcement was lost, costs the
+                # client one interval, not the rest of its stream).
+                missed = list(store.read(stream_id, next_seq - 1))
+                if missed:
+                    log.warning("stream %s: %d events the tail hub had not delivered after %.0f s; read directly",
+                                stream_id, len(missed), idle_timeout)
+                for event in missed:
+                    yield event
+                    next_seq = event.seq + 1
+                    if event.is_terminal:
+                        return
+                if not missed:
+                    yield None
                 continue
             if batch is HUB_STOPPED:
                 return

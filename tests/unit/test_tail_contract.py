@@ -11,7 +11,7 @@ from spool.events import Event, EventType
 from spool.keys import Keys, new_stream_id
 from spool.redis_client import node_of
 from spool.streams import StreamStore
-from spool.tail import TailHub, events, wait_for_end
+from spool.tail import Subscription, TailHub, events, wait_for_end
 from tests.unit.conftest import backend
 
 
@@ -329,3 +329,26 @@ def test_a_hub_keeps_its_subscription_between_followers_for_a_while(store, pubsu
             hub.stop()
         # One connection per node (a single Redis is one node) for both clients, or one each.
         assert len(subscriptions) == (len(set(subscriptions)) if linger else 2)
+
+
+class _SilentHub:
+    """A hub whose thread never delivers (as when it stalls): subscribers get
+    nothing live."""
+
+    followed = 0
+
+    def subscribe(self, key, after):
+        return Subscription(key, after)
+
+    def unsubscribe(self, sub):
+        pass
+
+
+def test_a_follower_reaches_the_end_even_if_the_hub_never_delivers(store):
+    sid = started(store)
+    stream = events(store, _SilentHub(), sid, 1, idle_timeout=0.05)
+    assert next(stream) is None  # nothing yet: an ordinary quiet interval
+    deltas(store, sid, 2, ["a", "b"])
+    finish(store, sid, 4)
+    # The next quiet interval reads the stream itself: every event, once, in order.
+    assert seqs(stream) == [2, 3, 4]
