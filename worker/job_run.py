@@ -1,16 +1,16 @@
 """One job's run on the worker's own loop (worker/runner.py): its generation,
 retried while its lease cannot be taken, and RQ's records of how it went.
 
-RQ's records never hold up the answer: the start is recorded in a thread of
-its own once the lease is taken, and the end after the generation returned.
-A failure to record is logged and left to the reconciler (worker/reconcile.py).
+RQ's records never hold up the answer: the start (once the lease is taken)
+and the end go to the process's RecordWriter (worker/rq_records.py), which
+writes them in batches; one that fails is left to the reconciler
+(worker/reconcile.py).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable
 
 from rq.job import Job
@@ -18,7 +18,8 @@ from rq.job import Job
 from spool.events import StreamStatus
 from spool.redis_health import is_transient
 from worker.generation import RELEASED, GenerationFailed, StartFailed
-from worker.rq_books import RQBooks, retrying
+from worker.rq_books import RQBooks
+from worker.rq_records import RecordWriter
 
 log = logging.getLogger(__name__)
 
@@ -41,31 +42,30 @@ def best_effort(action: Callable[[], None]) -> None:
 
 
 class JobRun:
-    """Runs `job` with `run(stream_id, on_leased)` and keeps RQ's records of
-    it. `stopping`: the worker takes no new work (no more start retries);
-    `stopped`: the process is leaving (no more record retries)."""
+    """Runs `job` with `run(stream_id, on_leased)`; its start and end go to
+    `records`. `stopping`: the worker takes no new work (no more start
+    retries); `stopped`: the process is leaving."""
 
-    def __init__(self, job: Job, books: RQBooks, run: Callable[[str, Callable[[], None]], str], *,
+    def __init__(self, job: Job, books: RQBooks, records: RecordWriter,
+                 run: Callable[[str, Callable[[], None]], str], *,
                  stopping: threading.Event, stopped: threading.Event) -> None:
         self._job = job
         self._books = books
+        self._records = records
         self._run = run
         self._stopping = stopping
         self._stopped = stopped
-        self._recording: list[threading.Thread] = []  # RQ's record of the start, once leased
 
     def perform(self) -> None:
         """Run the job to its end; logs, never raises, what went wrong."""
         job = self._job
         try:
             status = self._outcome()
-            for thread in self._recording:
-                thread.join()  # the end is recorded after the start
+            # After the start's record, if any: the writer keeps their order.
             if status == _STOPPED:
-                self._books.stopped(job)
+                self._records.stopped(job)
             elif status != _UNSTARTED:
-                retrying(f"stream {job.id}: RQ's record of its end", lambda: self._books.ended(job, status),
-                         self._stopped)
+                self._records.ended(job, status)
         except Exception:
             log.exception("stream %s: the job failed", job.id)
 
@@ -105,16 +105,5 @@ class JobRun:
         return _UNSTARTED
 
     def _on_leased(self) -> None:
-        """RQ's records of the started job, in a thread of its own: the
-        answer's first token need not wait for them."""
-        job = self._job
-
-        def record() -> None:
-            # Under gevent, start() runs this thread until its first wait for
-            # I/O: yielding first lets the job's thread ask the model first.
-            time.sleep(0)
-            retrying(f"stream {job.id}: RQ's record of its start", lambda: self._books.started(job), self._stopped)
-
-        thread = threading.Thread(target=record, name=f"rq-start-{job.id}", daemon=True)
-        thread.start()
-        self._recording.append(thread)
+        """The lease is ours: RQ's record of the start, written in the background."""
+        self._records.started(self._job)

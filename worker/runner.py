@@ -34,6 +34,7 @@ from spool.queueing import SERIALIZER
 from worker.job_run import JobRun, best_effort
 from worker.periodic import Periodic
 from worker.rq_books import HEARTBEAT_SECONDS, RQBooks
+from worker.rq_records import RecordWriter
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +74,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # no new jobs
         self._stopped = threading.Event()  # the process is leaving: background loops end
+        self._records = RecordWriter(books, self._stopped)
 
     @property
     def running(self) -> int:
@@ -96,6 +98,7 @@ class JobRunner:
         self._until_redis_accepts("registering with RQ", self._books.register)
         heartbeat = Periodic("spool-rq-heartbeat", HEARTBEAT_SECONDS, self._books.beat, what="RQ heartbeat")
         heartbeat.start()
+        self._records.start()
         log.info("worker %s: taking jobs from %r", self._books.name, self._queue.name)
         try:
             if burst:
@@ -113,6 +116,7 @@ class JobRunner:
             self._finish_running(None if burst else self._grace_seconds)
         finally:
             heartbeat.stop()
+            self._records.close()  # the runs' last records, before the worker leaves RQ
             self._stopped.set()
             self._books.deregister()
         return True
@@ -187,7 +191,8 @@ class JobRunner:
 
     def _perform(self, job: Job) -> None:
         try:
-            JobRun(job, self._books, self._run, stopping=self._stopping, stopped=self._stopped).perform()
+            JobRun(job, self._books, self._records, self._run, stopping=self._stopping,
+                   stopped=self._stopped).perform()
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
@@ -226,6 +231,7 @@ class JobRunner:
             # Their threads end their RQ executions; only then requeue the jobs.
             for thread in self._threads():
                 thread.join()
+            self._records.flush()
             for stream_id in released:
                 self._hand_over(stream_id)
 
