@@ -117,12 +117,8 @@ class UpstreamCall:
     def __iter__(self) -> Iterator[Piece]:
         parser = ChunkParser()
         after_done = 0
-        body = self._response.http_response
-        # The bytes as they came, without httpx's decoder layers (~3 us a
-        # chunk, docs/benchmarks.md), unless the upstream compressed them.
-        identity = body.headers.get("content-encoding", "identity").strip().lower() == "identity"
         try:
-            for data in body.iter_raw() if identity else body.iter_bytes():
+            for data in self._body_chunks(self._response.http_response):
                 if parser.done:
                     # The body's last bytes are read to its end, so the HTTP
                     # connection goes back to the pool instead of being closed:
@@ -137,6 +133,12 @@ class UpstreamCall:
             raise upstream_error(exc, self._secrets) from None  # see Upstream.open
         finally:
             self._response.close()
+
+    def _body_chunks(self, body: Any) -> Iterator[bytes]:
+        """The body's bytes as they came, past httpx's decoder layers (~3 us a
+        chunk, docs/benchmarks.md), unless the upstream compressed them."""
+        identity = body.headers.get("content-encoding", "identity").strip().lower() == "identity"
+        return body.iter_raw() if identity else body.iter_bytes()
 
     def close(self) -> None:
         """Close the HTTP response, which ends the upstream generation."""
