@@ -4,27 +4,19 @@ A gateway process may serve thousands of followers. Rather than one blocking
 XREAD (and one Redis connection) each, a TailHub thread reads for all of them
 and hands each entry batch to the followers of that stream.
 
-It reads only the streams that changed. Every script that adds events to a
-stream (spool/streams/) also SPUBLISHes the stream's events key on the
-stream's own shard channel (Keys.activity, in the stream's slot). The hub
-SSUBSCRIBEs to the channel of each stream it follows, on the node serving
-that slot (one connection per node; on a single Redis, one), and a listener
-per node marks the keys it hears about dirty; the hub issues one
-non-blocking XREAD over just the dirty keys at their cursors (on a cluster,
-one XREAD per slot, pipelined by node). Sharded pub/sub reaches only the
-node that holds the stream: a plain PUBLISH on a cluster is broadcast to
-every node. (A blocking XREAD over every followed key re-sent them all for
-every few entries: 59% of a gateway's CPU at 2,000 followed streams.)
+It reads only the streams that changed: every append announces its stream
+on the stream's shard channel, and the hub's listeners (spool/hub_channels.py)
+mark the announced keys dirty; the hub issues one non-blocking XREAD over
+just the dirty keys at their cursors (on a cluster, one XREAD per slot,
+pipelined by node). (A blocking XREAD over every followed key re-sent them
+all for every few entries: 59% of a gateway's CPU at 2,000 followed streams.)
 
 No entry is missed, though the hub only reads when told to:
 - a new follower replays up to `replay_to` itself; the hub reads a newly
   followed key first once its SSUBSCRIBE is confirmed, from that cursor: an
   append before the confirmation is found by that read, one after it is
   announced;
-- pub/sub drops messages across a reconnect, so a lost subscription (an
-  error, silence past PING_SECONDS + COMMAND_TIMEOUT, a second confirmation
-  of one channel: the client resubscribed on its own, or an SUNSUBSCRIBE the
-  hub did not ask for: the slot moved to another node) ends every follower
+- a lost subscription (spool/hub_channels.py says when) ends every follower
   with HUB_STOPPED, as losing Redis always did: clients resume.
 
 Safety net: every FULL_READ_SECONDS the hub reads every followed key anyway,
@@ -49,15 +41,14 @@ import logging
 import queue
 import threading
 import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
 from redis.crc import key_slot
 
-from spool.keys import Keys
-from spool.redis_client import COMMAND_TIMEOUT, is_cluster, node_of
+from spool.hub_channels import ChannelListening, Session
+from spool.redis_client import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +64,6 @@ BATCH_WAIT_MAX = 0.025
 FULL_READ_SECONDS = 5.0
 # How long a hub with no followers keeps its subscriptions before it ends.
 LINGER_SECONDS = 30.0
-# A subscription silent this long is PINGed; without an answer it is lost.
-PING_SECONDS = 5.0
-# How often a listener looks up from the socket to see if its hub ended.
-LISTEN_POLL = 1.0
-# Notifications taken off the socket before they are handed to the hub at once.
-LISTEN_BATCH = 256
 
 
 @dataclass(eq=False)
@@ -91,31 +76,7 @@ class Subscription:
     inbox: queue.SimpleQueue = field(default_factory=queue.SimpleQueue)
 
 
-@dataclass(eq=False)
-class _Node:
-    """The hub's subscription connection to one node, and what it expects to hear."""
-
-    name: str
-    client: redis.Redis  # kept: were it collected, it would close the connection
-    pubsub: redis.client.PubSub
-    confirmed: set[bytes] = field(default_factory=set)
-    unsubscribing: Counter = field(default_factory=Counter)
-
-
-@dataclass(eq=False)
-class _Session:
-    """One run of the hub thread and the subscriptions it reads by. `over`
-    tells the listeners to close them; `lost` tells the hub it cannot trust them."""
-
-    over: bool = False
-    lost: bool = False
-    idle_since: float | None = None  # since when nobody follows anything
-    nodes: dict[str, _Node] = field(default_factory=dict)
-    # channel -> node it was SSUBSCRIBEd on (sent; confirmed or not)
-    channels: dict[bytes, str] = field(default_factory=dict)
-
-
-class TailHub:
+class TailHub(ChannelListening):
     """Shares per-node subscriptions and one reader among all followers in this process.
 
     `client` reads the streams (a Redis or a RedisCluster); `pubsub_factory`
@@ -212,7 +173,7 @@ class TailHub:
             return len(self._subs)
 
     def _run(self) -> None:
-        session = _Session()
+        session = Session()
         try:
             self._serve(session)
         except Exception:  # noqa: BLE001  (followers must not wait on a hub that broke)
@@ -222,105 +183,7 @@ class TailHub:
         finally:
             session.over = True
 
-    def _sync_channels(self, session: _Session) -> None:
-        """SSUBSCRIBE the channels of newly followed keys and SUNSUBSCRIBE
-        those nobody follows any more, each on its node. Raises RedisError."""
-        with self._lock:
-            changed = self._membership if session.channels else self._membership | self._subs.keys()
-            self._membership = set()
-            wanted = {Keys.activity_of(key): key in self._subs for key in changed}
-        for channel, follow in wanted.items():
-            if not follow and channel in session.channels:
-                node = session.nodes[session.channels.pop(channel)]
-                node.unsubscribing[channel] += 1
-                node.pubsub.sunsubscribe(channel)
-            elif follow and channel not in session.channels:
-                node = self._node(session, node_of(self._redis, channel) if self._cluster else "")
-                session.channels[channel] = node.name
-                node.pubsub.ssubscribe(channel)
-            elif follow:  # followed again before its channel was unsubscribed
-                with self._lock:
-                    if channel in session.nodes[session.channels[channel]].confirmed:
-                        self._confirmed(channel)
-
-    def _node(self, session: _Session, name: str) -> _Node:
-        node = session.nodes.get(name)
-        if node is None:
-            client = self._pubsub_factory(name)
-            node = _Node(name, client, client.pubsub())
-            session.nodes[name] = node
-            threading.Thread(target=self._listen, args=(node, session), name="spool-tail-listener",
-                             daemon=True).start()
-        return node
-
-    def _listen(self, node: _Node, session: _Session) -> None:
-        """Mark the followed keys announced on `node` dirty, until the session
-        is over or the subscription fails."""
-        heard = time.monotonic()
-        pinged = False
-        try:
-            while not session.over:
-                message = node.pubsub.get_message(timeout=LISTEN_POLL)
-                now = time.monotonic()
-                if message is None:
-                    if not node.pubsub.subscribed:
-                        heard = now  # nothing to lose, nothing to hear
-                    elif now - heard > PING_SECONDS + COMMAND_TIMEOUT:
-                        raise redis.ConnectionError("the subscription stopped answering")
-                    elif now - heard > PING_SECONDS and not pinged:
-                        node.pubsub.ping()
-                        pinged = True
-                    continue
-                heard, pinged = now, False
-                messages = []
-                # Drain what already arrived, so the hub is notified once per batch.
-                while message is not None and len(messages) < LISTEN_BATCH:
-                    messages.append(message)
-                    message = node.pubsub.get_message(timeout=0)
-                with self._lock:
-                    for message in messages:
-                        self._heard(node, message)
-                    if self._dirty:
-                        self._changed.notify()
-        except Exception:  # noqa: BLE001  (whatever broke it, the subscription is gone)
-            if not session.over:
-                log.warning("tail hub lost its subscription on node %r", node.name, exc_info=True)
-                with self._lock:
-                    session.lost = True
-                    self._changed.notify()
-        finally:
-            node.pubsub.close()
-
-    def _heard(self, node: _Node, message: dict) -> None:
-        """Mark the key `message` announces dirty, or note a confirmation;
-        raises when it shows notifications were lost. Called holding the lock."""
-        kind, channel = message["type"], message["channel"]
-        if kind in ("smessage", "message"):
-            if message["data"] in self._cursors and message["data"] not in self._unconfirmed:
-                self._dirty.add(message["data"])
-        elif kind == "ssubscribe":
-            if channel in node.confirmed:
-                raise redis.ConnectionError("resubscribed: notifications may have been lost")
-            node.confirmed.add(channel)
-            self._confirmed(channel)
-        elif kind == "sunsubscribe":
-            node.confirmed.discard(channel)
-            if node.unsubscribing[channel] <= 0:
-                raise redis.ConnectionError(f"{channel!r} was unsubscribed by the server (its slot moved)")
-            node.unsubscribing[channel] -= 1
-            if not node.unsubscribing[channel]:
-                del node.unsubscribing[channel]
-
-    def _confirmed(self, channel: bytes) -> None:
-        """`channel` is subscribed: its key may be read (from the cursor its
-        followers left). Called holding the lock."""
-        key = channel[: -len(b"activity")] + b"events"
-        if key in self._unconfirmed:
-            self._unconfirmed.discard(key)
-            self._dirty.add(key)
-            self._changed.notify()
-
-    def _serve(self, session: _Session) -> None:
+    def _serve(self, session: Session) -> None:
         """Read the dirty keys (all keys every full_read_seconds) and dispatch,
         until the hub stops, loses Redis or nobody has followed anything for
         linger_seconds."""
@@ -362,7 +225,7 @@ class TailHub:
             replies = pipe.execute()
         return [entry for reply in replies if reply for entry in reply]
 
-    def _next_read(self, session: _Session, next_full: float) -> tuple[dict[bytes, bytes] | None, bool]:
+    def _next_read(self, session: Session, next_full: float) -> tuple[dict[bytes, bytes] | None, bool]:
         """Wait (holding the lock) for something to read. Returns the keys and
         cursors to read (None when the hub should end) and whether that is
         every followed key."""

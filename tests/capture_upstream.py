@@ -8,6 +8,7 @@ Loopback only, on a free port, stopped by the test (a context manager).
 
 from __future__ import annotations
 
+import gzip
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,6 +25,7 @@ class CaptureUpstream:
         self.headers: list[dict[str, str]] = []
         self.received = threading.Event()
         self._error: tuple[int, dict[str, Any]] | None = None
+        self.gzip = False  # answer with a gzip-encoded body
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -43,6 +45,9 @@ class CaptureUpstream:
             def _send(self, status: int, mimetype: str, payload: bytes) -> None:
                 self.send_response(status)
                 self.send_header("Content-Type", mimetype)
+                if owner.gzip:
+                    payload = gzip.compress(payload)
+                    self.send_header("Content-Encoding", "gzip")
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)

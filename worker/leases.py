@@ -14,10 +14,9 @@ import logging
 import threading
 from collections.abc import Callable
 
-import redis
-
 from spool.events import StreamStatus
 from spool.streams import Reclaim, StreamStore
+from worker.periodic import Periodic
 from worker.rq_books import RQBooks
 
 log = logging.getLogger(__name__)
@@ -43,14 +42,14 @@ class LeaseKeeper:
         self._max_attempts = max_attempts
         self._owned: dict[str, tuple[str, Callable[[], None]]] = {}
         self._lock = threading.Lock()
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="spool-leases", daemon=True)
+        # Renew well before expiry: two renewals may fail before the lease is lost.
+        self._upkeep = Periodic("spool-leases", lease_seconds / 3, self._tend, what="lease upkeep")
 
     def start(self) -> None:
-        self._thread.start()
+        self._upkeep.start()
 
     def stop(self) -> None:
-        self._stopped.set()
+        self._upkeep.stop()
 
     def track(self, stream_id: str, writer: str, on_lost: Callable[[], None]) -> None:
         """Renew `stream_id`'s lease for `writer`; call `on_lost` if it is taken away."""
@@ -67,17 +66,9 @@ class LeaseKeeper:
         settle_rq_job(self._books, stream_id, outcome)
         return outcome
 
-    def _run(self) -> None:
-        # Renew well before expiry: two renewals may fail before the lease is lost.
-        while not self._stopped.wait(self._lease / 3):
-            try:
-                self._renew()
-                self._reap()
-            except redis.RedisError as exc:
-                log.warning("lease upkeep failed (%s); retrying", exc)
-            except Exception:
-                # A dead keeper would let every lease here expire: log and go on.
-                log.exception("lease upkeep failed; retrying")
+    def _tend(self) -> None:
+        self._renew()
+        self._reap()
 
     def _renew(self) -> None:
         with self._lock:

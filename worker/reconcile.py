@@ -18,15 +18,13 @@ terminal event. Every worker runs this pass on start and every lease period:
 from __future__ import annotations
 
 import logging
-import threading
 import time
-
-import redis
 
 from spool.errors import StreamNotFoundError
 from spool.events import StreamStatus
 from spool.redis_health import is_transient
 from spool.streams import StreamStore
+from worker.periodic import Periodic
 from worker.rq_books import EXECUTION_TTL, HEARTBEAT_SECONDS, RQBooks
 
 log = logging.getLogger(__name__)
@@ -42,27 +40,16 @@ class Reconciler:
                  max_attempts: int) -> None:
         self._store = store
         self._books = books
-        self._interval = interval
         self._stranded_after = stranded_after
         self._max_attempts = max_attempts
-        self._stopped = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="spool-reconciler", daemon=True)
+        self._loop = Periodic("spool-reconciler", interval, self.sweep, what="reconcile pass", at_once=True,
+                              expected=is_transient)
 
     def start(self) -> None:
-        self._thread.start()
+        self._loop.start()
 
     def stop(self) -> None:
-        self._stopped.set()
-
-    def _run(self) -> None:
-        while not self._stopped.is_set():
-            try:
-                self.sweep()
-            except redis.RedisError as exc:
-                (log.info if is_transient(exc) else log.warning)("reconcile pass failed (%s); retrying", exc)
-            except Exception:
-                log.exception("reconcile pass failed; retrying")
-            self._stopped.wait(self._interval)
+        self._loop.stop()
 
     def sweep(self) -> int:
         """One pass over the intermediate list and the started registry's

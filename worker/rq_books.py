@@ -14,7 +14,7 @@ import logging
 import os
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Sequence
 
 import redis
 from rq import Queue, Worker
@@ -33,6 +33,11 @@ log = logging.getLogger(__name__)
 HEARTBEAT_SECONDS = 10
 # An execution lives this long past its last beat before RQ may call it abandoned.
 EXECUTION_TTL = 3 * HEARTBEAT_SECONDS + 60
+
+# What a record says of a job (RQBooks.record): this worker started it, ended
+# its stream (with a terminal status), or stopped without ending it.
+STARTED, ENDED, STOPPED = "started", "ended", "stopped"
+Record = tuple[str, Job, str | None]
 
 # How each way a job ends shows in RQ.
 _STATUS_OF = {
@@ -101,28 +106,13 @@ class RQBooks:
     def started(self, job: Job) -> None:
         """Record a job whose stream this worker leased: an execution in the
         started registry, status started, out of the intermediate queue."""
-        with self.queue.connection.pipeline() as pipe:
-            execution = Execution.create(job, EXECUTION_TTL, pipe, worker_name=self.name)
-            job.set_status(JobStatus.STARTED, pipeline=pipe)
-            pipe.lrem(self.intermediate.key, 1, job.id)
-            pipe.delete(self.intermediate.get_first_seen_key(job.id))  # stamped if a sweep saw it unleased
-            pipe.execute()
-        with self._lock:
-            self._executions[job.id] = execution
+        self.record([(STARTED, job, None)])
 
     def ended(self, job: Job, status: str) -> None:
         """Record how this worker's run of `job` ended, `status` being its
         stream's terminal status: the execution ends, the job is finished,
         failed or canceled."""
-        with self._lock:
-            execution = self._executions.pop(job.id, None)
-        with self.queue.connection.pipeline() as pipe:
-            if execution is not None:
-                execution.delete(job, pipe)
-            else:  # `started` did not get through: this run's entry is still there
-                pipe.lrem(self.intermediate.key, 1, job.id)
-            self._record_end(job, status, pipe)
-            pipe.execute()
+        self.record([(ENDED, job, status)])
 
     def stopped(self, job: Job) -> None:
         """Forget a run that stopped without ending its stream (shutdown, a
@@ -130,8 +120,46 @@ class RQBooks:
         records stay as they are (an execution in the started registry, or
         the intermediate queue's entry) until the lease's reclaim requeues
         the job, and the reconciler finds it there if that fails."""
+        self.record([(STOPPED, job, None)])
+
+    def record(self, records: Sequence[Record]) -> None:
+        """Write `records` (STARTED, ENDED or STOPPED, in order; see the methods
+        of those names) in one transaction; this process's view of its
+        executions gains the started ones once it went through, and loses the
+        ended and stopped ones at once (no longer beaten, an execution whose
+        end did not get through goes stale for the reconciler). Raises redis errors."""
         with self._lock:
-            self._executions.pop(job.id, None)
+            known = dict(self._executions)
+            for kind, job, _ in records:
+                if kind != STARTED:
+                    self._executions.pop(job.id, None)
+        created: dict[int, Execution] = {}  # by the STARTED record's place in `records`
+        if any(kind != STOPPED for kind, _, _ in records):
+            with self.queue.connection.pipeline() as pipe:
+                for i, (kind, job, status) in enumerate(records):
+                    if kind == STARTED:
+                        known[job.id] = created[i] = Execution.create(job, EXECUTION_TTL, pipe,
+                                                                      worker_name=self.name)
+                        job.set_status(JobStatus.STARTED, pipeline=pipe)
+                        pipe.lrem(self.intermediate.key, 1, job.id)
+                        # stamped if a sweep saw it unleased
+                        pipe.delete(self.intermediate.get_first_seen_key(job.id))
+                    elif kind == ENDED:
+                        execution = known.pop(job.id, None)
+                        if execution is not None:
+                            execution.delete(job, pipe)
+                        else:  # its start did not get through: this run's entry is still there
+                            pipe.lrem(self.intermediate.key, 1, job.id)
+                        self._record_end(job, status, pipe)
+                    else:
+                        known.pop(job.id, None)
+                pipe.execute()
+        with self._lock:
+            for i, (kind, job, _) in enumerate(records):
+                if kind == STARTED:
+                    self._executions[job.id] = created[i]
+                else:  # ended in this batch after it started
+                    self._executions.pop(job.id, None)
 
     def left_queue(self, stream_id: str) -> None:
         """Take one entry of a job id out of the intermediate queue (its stream
@@ -186,22 +214,3 @@ class RQBooks:
                                                pipeline=pipe)
             self.worker.increment_failed_job_count(pipeline=pipe)
         job.cleanup(ttl=self.ttl, pipeline=pipe)
-
-
-def retrying(what: str, action: Callable[[], None], stop: threading.Event, *, attempts: int = 4) -> bool:
-    """Run `action`, retrying Redis errors with backoff (0.5 s doubling) up to
-    `attempts` times or until `stop` is set; True once it succeeded."""
-    delay = 0.5
-    for attempt in range(1, attempts + 1):
-        try:
-            action()
-            return True
-        except redis.RedisError as exc:
-            if attempt == attempts:
-                log.warning("%s failed %d times (%s); leaving it to the reconciler", what, attempts, exc)
-                return False
-            log.info("%s failed (%s); retrying in %.1fs", what, exc, delay)
-        if stop.wait(delay):
-            return False
-        delay *= 2
-    return False

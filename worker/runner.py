@@ -5,8 +5,9 @@ network, so one process per live answer does not scale. JobRunner takes jobs
 with RQ's public `Queue.dequeue_any` from several intake threads at once
 (under load each Redis reply waits a turn of the event loop behind every
 running generation, so one dequeue at a time would cap how fast answers
-start), runs each in its own thread (a greenlet under gevent) up to
-`concurrency` at a time, and keeps RQ's records through worker/rq_books.py.
+start), and runs each in its own thread (a greenlet under gevent) up to
+`concurrency` at a time (worker/job_run.py: one job's run and RQ's records of it,
+kept through worker/rq_books.py).
 
 A Redis that is away or refuses writes (OOM, READONLY) never ends the
 process: every loop here backs off and carries on when Redis is back. A job
@@ -29,11 +30,11 @@ from rq import Queue
 from rq.exceptions import DequeueTimeout
 from rq.job import Job
 
-from spool.events import StreamStatus
 from spool.queueing import SERIALIZER
-from spool.redis_health import is_transient
-from worker.generation import GenerationFailed, RunOutcome, StartFailed
-from worker.rq_books import HEARTBEAT_SECONDS, RQBooks, retrying
+from worker.job_run import JobRun, best_effort
+from worker.periodic import Periodic
+from worker.rq_books import HEARTBEAT_SECONDS, RQBooks
+from worker.rq_records import RecordWriter
 
 log = logging.getLogger(__name__)
 
@@ -42,13 +43,6 @@ DEQUEUE_STEP_SECONDS = 1
 MAX_BACKOFF_SECONDS = 5.0
 # Threads dequeuing jobs at once (see the module's docstring).
 INTAKE_FETCHERS = 8
-# Tries at a job's lease before leaving it to the reconciler (0.5 s, 1 s, 2 s apart).
-START_ATTEMPTS = 4
-
-# How a run ended when its stream did not: stopped midway (the lease path
-# carries it on), or never started (still queued).
-_STOPPED = "stopped"
-_UNSTARTED = "unstarted"
 
 
 class JobRunner:
@@ -80,6 +74,7 @@ class JobRunner:
         self._lock = threading.Lock()
         self._stopping = threading.Event()  # no new jobs
         self._stopped = threading.Event()  # the process is leaving: background loops end
+        self._records = RecordWriter(books, self._stopped)
 
     @property
     def running(self) -> int:
@@ -101,7 +96,9 @@ class JobRunner:
             signal.signal(signal.SIGINT, self.request_stop)
             signal.signal(signal.SIGTERM, self.request_stop)
         self._until_redis_accepts("registering with RQ", self._books.register)
-        threading.Thread(target=self._beat, name="spool-rq-heartbeat", daemon=True).start()
+        heartbeat = Periodic("spool-rq-heartbeat", HEARTBEAT_SECONDS, self._books.beat, what="RQ heartbeat")
+        heartbeat.start()
+        self._records.start()
         log.info("worker %s: taking jobs from %r", self._books.name, self._queue.name)
         try:
             if burst:
@@ -118,6 +115,8 @@ class JobRunner:
                     thread.join()
             self._finish_running(None if burst else self._grace_seconds)
         finally:
+            heartbeat.stop()
+            self._records.close()  # the runs' last records, before the worker leaves RQ
             self._stopped.set()
             self._books.deregister()
         return True
@@ -176,7 +175,7 @@ class JobRunner:
             stream_id = getattr(exc, "job_id", None)
             log.error("stream %s: its job could not be read (%r)", stream_id, exc)
             if stream_id is not None:
-                self._note(lambda: self._reject(stream_id))
+                best_effort(lambda: self._reject(stream_id))
             return None
         return None if taken is None else taken[0]
 
@@ -188,85 +187,19 @@ class JobRunner:
             first = len(self._running) == 1
         thread.start()
         if first:
-            self._note(lambda: self._books.busy(True))
-
-    # A job ------------------------------------------------------------------
+            best_effort(lambda: self._books.busy(True))
 
     def _perform(self, job: Job) -> None:
-        recording: list[threading.Thread] = []  # RQ's record of the start, once leased
         try:
-            status = self._outcome(job, recording)
-            for thread in recording:
-                thread.join()  # the end is recorded after the start
-            if status == _STOPPED:
-                self._books.stopped(job)
-            elif status != _UNSTARTED:
-                retrying(f"stream {job.id}: RQ's record of its end", lambda: self._books.ended(job, status),
-                         self._stopped)
-        except Exception:
-            log.exception("stream %s: the job failed", job.id)
+            JobRun(job, self._books, self._records, self._run, stopping=self._stopping,
+                   stopped=self._stopped).perform()
         finally:
             with self._lock:
                 self._running.pop(job.id, None)
                 idle = not self._running
             self._slots.release()
             if idle:
-                self._note(lambda: self._books.busy(False))
-
-    def _outcome(self, job: Job, recording: list[threading.Thread]) -> str:
-        """Run the job; returns its stream's terminal status, _STOPPED (the
-        lease path carries it on) or _UNSTARTED (still queued: retried, then
-        left to the reconciler; or another worker has it)."""
-        delay = 0.5
-        for attempt in range(1, START_ATTEMPTS + 1):
-            try:
-                status = self._run(job.id, lambda: recording.append(self._on_leased(job)))
-                break
-            except StartFailed as exc:
-                if attempt == START_ATTEMPTS or self._stopping.is_set():
-                    log.warning("%s; leaving it queued for the reconciler", exc.__cause__ or exc)
-                    return _UNSTARTED
-                (log.info if is_transient(exc.__cause__ or exc) else log.warning)(
-                    "%s; retrying in %.1fs", exc, delay)
-                self._stopped.wait(delay)
-                delay *= 2
-            except GenerationFailed:
-                return StreamStatus.ERROR.value
-            except Exception as exc:
-                # Redis refusing writes, or a bug after the `error` event: the
-                # stream's lease (or the reconciler, if it ended) settles it.
-                log.warning("stream %s: generation raised %r; its lease carries it on", job.id, exc)
-                return _STOPPED
-        if status is RunOutcome.RELEASED:
-            return _STOPPED
-        if status.is_terminal:
-            return status.value
-        if status is RunOutcome.MISSING:
-            return StreamStatus.ERROR.value
-        # Not ours: another worker holds its lease.
-        self._note(lambda: self._books.left_queue(job.id))
-        return _UNSTARTED
-
-    def _on_leased(self, job: Job) -> threading.Thread:
-        """RQ's records of a started job, in a thread of its own (returned):
-        the answer's first token need not wait for them."""
-
-        def record() -> None:
-            # Under gevent, start() runs this thread until its first wait for
-            # I/O: yielding first lets the job's thread ask the model first.
-            time.sleep(0)
-            retrying(f"stream {job.id}: RQ's record of its start", lambda: self._books.started(job), self._stopped)
-
-        thread = threading.Thread(target=record, name=f"rq-start-{job.id}", daemon=True)
-        thread.start()
-        return thread
-
-    def _note(self, action: Callable[[], None]) -> None:
-        """Best-effort RQ bookkeeping: logged, never raised."""
-        try:
-            action()
-        except Exception as exc:
-            log.warning("RQ bookkeeping failed (%r); the reconciler will catch up", exc)
+                best_effort(lambda: self._books.busy(False))
 
     # Process lifecycle -------------------------------------------------------
 
@@ -280,16 +213,6 @@ class JobRunner:
                 log.warning("%s failed (%s); retrying in %.1fs", what, exc, delay)
                 self._stopping.wait(delay)
                 delay = min(delay * 2, MAX_BACKOFF_SECONDS)
-
-    def _beat(self) -> None:
-        """RQ's worker and execution heartbeats, every HEARTBEAT_SECONDS."""
-        while not self._stopped.wait(HEARTBEAT_SECONDS):
-            try:
-                self._books.beat()
-            except redis.RedisError as exc:
-                log.warning("RQ heartbeat failed (%s); retrying in %ds", exc, HEARTBEAT_SECONDS)
-            except Exception:
-                log.exception("RQ heartbeat failed; retrying")
 
     def _finish_running(self, grace: float | None) -> None:
         """Let running jobs finish within `grace` seconds (None: however long
@@ -308,6 +231,7 @@ class JobRunner:
             # Their threads end their RQ executions; only then requeue the jobs.
             for thread in self._threads():
                 thread.join()
+            self._records.flush()
             for stream_id in released:
                 self._hand_over(stream_id)
 

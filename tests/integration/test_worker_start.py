@@ -23,7 +23,7 @@ from spool.queueing import SERIALIZER, enqueue_generation, spool_queue
 from spool.redis_client import connect
 from spool.settings import Settings
 from spool.streams import StreamStore
-from worker import runner as runner_module
+from worker import job_run
 from worker.generation import GenerationContext, Generations, run_generation
 from worker.leases import LeaseKeeper
 from worker.publisher import Flusher
@@ -123,7 +123,7 @@ class Worker:
 
 @pytest.fixture
 def worker(redis_url, prefix, monkeypatch):
-    monkeypatch.setattr(runner_module, "START_ATTEMPTS", 2)  # 0.5 s of retries, not 3.5 s
+    monkeypatch.setattr(job_run, "START_ATTEMPTS", 2)  # 0.5 s of retries, not 3.5 s
     w = Worker(redis_url, prefix)
     yield w
     w.flusher.stop()

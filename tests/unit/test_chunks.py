@@ -66,14 +66,17 @@ def test_an_event_is_parsed_once_its_blank_line_arrives():
 
 
 class FakeResponse:
-    """Stands in for the SDK's streaming response: yields `chunks`, counts reads."""
+    """Stands in for the SDK's streaming response and its httpx response
+    (`http_response`, read raw): yields `chunks`, counts reads."""
 
     def __init__(self, chunks):
         self.chunks = chunks
         self.read = 0
         self.closed = False
+        self.http_response = self
+        self.headers = {}
 
-    def iter_bytes(self):
+    def iter_raw(self):
         for chunk in self.chunks:
             self.read += 1
             yield chunk

@@ -115,3 +115,10 @@ def test_server_errors_and_rate_limits_keep_only_their_status(upstream):
                                   "status": 429}
     error = refusal(upstream, 503, {"message": f"overloaded {KEY}"})
     assert error.event_data() == {"code": "upstream_error", "message": "the model failed (HTTP 503)", "status": 503}
+
+
+def test_a_compressed_answer_is_decoded(upstream):
+    # Plain bodies are read raw, past httpx's decoders; a compressed one still goes through them.
+    upstream.gzip = True
+    assert answer(client_for(upstream), {"model": "m", "messages": MESSAGES}) == "Hello"
+    assert upstream.headers[-1].get("accept-encoding")

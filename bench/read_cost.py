@@ -1,0 +1,71 @@
+"""The worker's CPU per upstream piece: N concurrent answers (150 tokens at
+50 tokens/s) from the mock upstream through worker/upstream.py, in one
+gevent process, after a round that fills the connection pool.
+
+    .venv/bin/python -m bench.read_cost [raw|bytes|notimeout] [N]
+
+`raw` is the worker as it is (a plain body read with httpx's `iter_raw`);
+`bytes` reads through the SDK's `iter_bytes` (httpx's decoders), as before
+round two; `notimeout` is `raw` without a read timeout (one gevent timer per
+`recv` less). Not part of `make bench`.
+"""
+
+from gevent import monkey
+
+monkey.patch_all()
+
+import os  # noqa: E402
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+
+import gevent  # noqa: E402
+import openai  # noqa: E402
+
+from bench.procs import http_ok  # noqa: E402
+from spool.dev import free_port  # noqa: E402
+from spool.settings import Settings  # noqa: E402
+from worker import upstream  # noqa: E402
+
+
+def main() -> None:
+    variant = sys.argv[1] if len(sys.argv) > 1 else "raw"
+    answers = int(sys.argv[2]) if len(sys.argv) > 2 else 200
+    port = free_port()
+    mock = subprocess.Popen([sys.executable, "-m", "spool.cli", "mock-upstream", "--port", str(port), "--ttft-ms",
+                             "50", "--tokens-per-second", "50", "--tokens", "150"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while not http_ok(f"http://127.0.0.1:{port}/healthz"):
+            if time.monotonic() > deadline:
+                raise TimeoutError("the mock upstream did not start")
+            time.sleep(0.05)
+        if variant == "bytes":
+            upstream.UpstreamCall._body_chunks = lambda self, body: self._response.iter_bytes()
+        if variant == "notimeout":
+            timeout = openai.Timeout
+            upstream.openai.Timeout = lambda seconds, connect=None: timeout(None, connect=connect)
+        settings = Settings(openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="mock",
+                            upstream_max_retries=0)
+        client = upstream.Upstream(settings, connections=answers)
+        pieces = [0]
+
+        def one(i: int) -> None:
+            for _ in client.open({"model": "mock", "messages": [{"role": "user", "content": f"q{i}"}]}):
+                pieces[0] += 1
+
+        gevent.joinall([gevent.spawn(one, i) for i in range(answers)])  # fills the pool
+        pieces[0] = 0
+        started = time.process_time()
+        gevent.joinall([gevent.spawn(one, i) for i in range(answers)])
+        spent = time.process_time() - started
+        print(f"{variant}: {spent * 1e6 / pieces[0]:.1f} us CPU per piece ({pieces[0]} pieces, {answers} answers)")
+    finally:
+        mock.terminate()
+        mock.wait()
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SPOOL_LOG_LEVEL", "WARNING")
+    main()
