@@ -24,7 +24,7 @@ from redis.commands.core import Script
 
 from spool.events import StreamStatus
 
-NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rate", "admit")
+NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rerun", "rate", "admit")
 
 
 def terminal_prelude() -> str:
@@ -49,6 +49,7 @@ class Scripts:
     acquire: Script
     renew: Script
     reclaim: Script
+    rerun: Script
     rate: Script
     admit: Script
 
