@@ -54,10 +54,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-from redis.crc import key_slot
 
 from spool.keys import Keys
 from spool.redis_client import COMMAND_TIMEOUT, is_cluster, node_of
+from spool.streams.reads import read_streams
 
 log = logging.getLogger(__name__)
 
@@ -335,7 +335,7 @@ class TailHub:
                     next_full = time.monotonic() + self._full_read_seconds
                 try:
                     self._sync_channels(session)
-                    reply = self._read(streams) if streams else []
+                    reply = read_streams(self._redis, streams, cluster=self._cluster) if streams else []
                 except redis.RedisError:
                     log.warning("tail hub lost Redis; ending %d followed streams", len(streams), exc_info=True)
                     with self._lock:
@@ -346,21 +346,6 @@ class TailHub:
                     time.sleep(min(BATCH_WAIT_MAX, BATCH_WAIT_PER_STREAM * len(reply)))
         finally:
             session.over = True  # each listener closes its node's subscription
-
-    def _read(self, streams: dict[bytes, bytes]) -> list:
-        """XREAD `streams` at their cursors: one command on a single Redis, one
-        per slot on a cluster (pipelined; the cluster client groups them by
-        node and follows MOVED/ASK)."""
-        if not self._cluster or len(streams) == 1:
-            return self._redis.xread(streams) or []
-        by_slot: dict[int, dict[bytes, bytes]] = {}
-        for key, cursor in streams.items():
-            by_slot.setdefault(key_slot(key), {})[key] = cursor
-        with self._redis.pipeline(transaction=False) as pipe:
-            for group in by_slot.values():
-                pipe.xread(group)
-            replies = pipe.execute()
-        return [entry for reply in replies if reply for entry in reply]
 
     def _next_read(self, session: _Session, next_full: float) -> tuple[dict[bytes, bytes] | None, bool]:
         """Wait (holding the lock) for something to read. Returns the keys and

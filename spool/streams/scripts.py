@@ -23,8 +23,9 @@ import redis
 from redis.commands.core import Script
 
 from spool.events import StreamStatus
+from spool.redis_client import is_cluster
 
-NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rerun", "rate", "admit")
+NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rerun", "read", "rate", "admit")
 
 
 def terminal_prelude() -> str:
@@ -50,6 +51,7 @@ class Scripts:
     renew: Script
     reclaim: Script
     rerun: Script
+    read: Script
     rate: Script
     admit: Script
 
@@ -70,8 +72,15 @@ def evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: 
     """Queue `script` on `pipe` by its SHA (the caller retries a NoScriptError
     with the Script, which loads it). Not pipe.evalsha: a Script on a pipeline
     asks SCRIPT EXISTS first every time, and redis-py's cluster pipeline
-    refuses its evalsha method, though Redis routes EVALSHA by its keys."""
-    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    refuses its evalsha method, though Redis routes EVALSHA by its keys.
+
+    On a cluster pipeline the call names its node (that of its keys' slot):
+    unnamed, the pipeline asks its default node `COMMAND GETKEYS` for every
+    EVALSHA, whose keys move. A MOVED reply is retried without it."""
+    options = {}
+    if is_cluster(pipe):
+        options["target_nodes"] = pipe.get_node_from_key(keys[0])
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **options)
 
 
 def retried(reply: Any, script: Script, keys: list[str], args: list[Any]) -> Any:
