@@ -335,7 +335,7 @@ class TailHub:
                     next_full = time.monotonic() + self._full_read_seconds
                 try:
                     self._sync_channels(session)
-                    reply = read_streams(self._redis, streams, cluster=self._cluster) if streams else []
+                    reply = self._read(streams) if streams else []
                 except redis.RedisError:
                     log.warning("tail hub lost Redis; ending %d followed streams", len(streams), exc_info=True)
                     with self._lock:
@@ -346,6 +346,11 @@ class TailHub:
                     time.sleep(min(BATCH_WAIT_MAX, BATCH_WAIT_PER_STREAM * len(reply)))
         finally:
             session.over = True  # each listener closes its node's subscription
+
+    def _read(self, streams: dict[bytes, bytes]) -> list:
+        """XREAD `streams` at their cursors: one command on a single Redis, one
+        script per slot on a cluster (spool/streams/reads.py)."""
+        return read_streams(self._redis, streams, cluster=self._cluster)
 
     def _next_read(self, session: _Session, next_full: float) -> tuple[dict[bytes, bytes] | None, bool]:
         """Wait (holding the lock) for something to read. Returns the keys and
