@@ -11,7 +11,7 @@ SSUBSCRIBEs to the channel of each stream it follows, on the node serving
 that slot (one connection per node; on a single Redis, one), and a listener
 per node marks the keys it hears about dirty; the hub issues one
 non-blocking XREAD over just the dirty keys at their cursors (on a cluster,
-one XREAD per slot, pipelined by node). Sharded pub/sub reaches only the
+one read script per slot, pipelined by node: spool/streams/reads.py). Sharded pub/sub reaches only the
 node that holds the stream: a plain PUBLISH on a cluster is broadcast to
 every node. (A blocking XREAD over every followed key re-sent them all for
 every few entries: 59% of a gateway's CPU at 2,000 followed streams.)
