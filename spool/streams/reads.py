@@ -4,10 +4,11 @@ value}), ...]], ...]).
 
 On one Redis: one XREAD. On a cluster: one read per slot, pipelined (the
 cluster client groups them by node and follows MOVED/ASK), by a script
-(lua/read.lua) rather than XREAD. redis-py's cluster client routes XREAD,
-whose keys move, only after asking its default node `COMMAND GETKEYS`, for
-every read: that node then did 60-72% of the masters' work
-(docs/benchmarks.md). EVALSHA is routed by its KEYS.
+(lua/read.lua) rather than XREAD, and named to its slot's node. redis-py's
+cluster client routes a command whose keys move (XREAD; EVALSHA too, in a
+pipeline) only after asking its default node `COMMAND GETKEYS`, a
+synchronous round trip each: that node then did 60-72% of the masters' work
+(docs/benchmarks.md). A script names its keys, so its node can be named.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ def read_streams(client: redis.Redis, streams: dict[bytes, bytes], *, cluster: b
     calls = [(list(group), list(group.values())) for group in by_slot.values()]
     with client.pipeline(transaction=False) as pipe:
         for keys, args in calls:
-            evalsha(pipe, script, keys, args)
+            evalsha(pipe, script, keys, args, routed=True)
         replies = pipe.execute(raise_on_error=False)
     read = []
     for (keys, args), reply in zip(calls, replies):

@@ -68,17 +68,22 @@ class Scripts:
 _registered: weakref.WeakKeyDictionary[Any, Scripts] = weakref.WeakKeyDictionary()
 
 
-def evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any]) -> None:
+def evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any], *,
+            routed: bool = False) -> None:
     """Queue `script` on `pipe` by its SHA (the caller retries a NoScriptError
     with the Script, which loads it). Not pipe.evalsha: a Script on a pipeline
     asks SCRIPT EXISTS first every time, and redis-py's cluster pipeline
     refuses its evalsha method, though Redis routes EVALSHA by its keys.
 
-    On a cluster pipeline the call names its node (that of its keys' slot):
-    unnamed, the pipeline asks its default node `COMMAND GETKEYS` for every
-    EVALSHA, whose keys move. A MOVED reply is retried without it."""
+    `routed`: on a cluster pipeline, name the node of the keys' slot.
+    Unnamed, the pipeline asks its default node `COMMAND GETKEYS` for every
+    EVALSHA (whose keys move), a synchronous round trip each (a MOVED reply
+    is retried without the name). The TailHub's reads use it
+    (spool/streams/reads.py); the worker's appends and leases not yet: with
+    it, the cluster bench's resume phase was slower in 3 runs of 3
+    (docs/benchmarks.md, "Streams on a 3-master cluster")."""
     options = {}
-    if is_cluster(pipe):
+    if routed and is_cluster(pipe):
         options["target_nodes"] = pipe.get_node_from_key(keys[0])
     pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **options)
 

@@ -1,7 +1,6 @@
 """The TailHub's reads (spool/streams/reads.py): on a cluster, the per-slot
 script answers exactly what XREAD would, without asking any node COMMAND
-GETKEYS; on one Redis, plain XREAD. And the store's pipelined scripts ask no
-node for their keys either (spool/streams/scripts.py evalsha)."""
+GETKEYS; on one Redis, plain XREAD."""
 
 from __future__ import annotations
 
@@ -9,10 +8,8 @@ import contextlib
 
 import pytest
 
-from spool.events import EventType
 from spool.keys import Keys, new_stream_id
 from spool.redis_client import is_cluster
-from spool.streams import AppendRequest, StreamStore
 from spool.streams.reads import read_streams
 from tests.unit.conftest import backend
 
@@ -39,18 +36,6 @@ def no_keys_asked(client):
         yield
     finally:
         del client.commands_parser._get_moveable_keys
-
-
-def test_pipelined_scripts_ask_no_node_for_their_keys(redis_client, prefix):
-    store = StreamStore(redis_client, Keys(prefix), 3600)
-    ids = [new_stream_id() for _ in range(6)]
-    for sid in ids:
-        store.create(sid, {"messages": [], "model": "m"})
-        assert store.leases.acquire(sid, 30, writer="w").claimed
-    with no_keys_asked(redis_client):
-        outcomes = store.append_many([AppendRequest(sid, "w", 2, [(EventType.DELTA, {"text": "a"})]) for sid in ids])
-        assert store.leases.renew({sid: "w" for sid in ids}, 30) == []
-    assert [outcome.last_seq for outcome in outcomes] == [2] * len(ids)
 
 
 def test_a_read_answers_as_xread_would_per_stream(redis_client, prefix):
