@@ -126,8 +126,12 @@ class Reconciler:
             self._forget(stream_id, in_intermediate)
             return
         # Its lost run may have written events clients read (docs/reliability.md, "Failover"): the rerun skips them.
-        if not self._store.leases.prepare_rerun(stream_id, "worker_lost"):
-            return  # a worker took its lease meanwhile
+        try:
+            marked = self._store.leases.prepare_rerun(stream_id, "worker_lost")
+        except StreamNotFoundError:
+            marked = False  # expired meanwhile: the next pass lets its job go
+        if not marked:
+            return  # or a worker took its lease meanwhile
         if job is not None:
             job.meta[REQUEUES] = requeues + 1
             job.save_meta()
