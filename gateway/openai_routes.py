@@ -14,7 +14,6 @@ from typing import Any
 
 from flask import Blueprint, Response, g, jsonify, request
 
-from gateway import metrics
 from gateway.auth import current_caller
 from gateway.cursor import ResumePoint
 from gateway.errors import render_openai
@@ -23,7 +22,6 @@ from gateway.openai_request import parse_completion_request
 from gateway.services import Services, services
 from gateway.streaming import stream_response
 from gateway.validation import read_json_body
-from spool.events import StreamStatus
 from spool.keys import new_stream_id
 from spool.message import MessageFold
 from spool.openai_wire import ChunkContext, OpenAIEncoder, completion, completion_id, error_body, error_status

@@ -7,8 +7,8 @@ and hands each entry batch to the followers of that stream.
 It reads only the streams that changed: every append announces its stream
 on the stream's shard channel, and the hub's listeners (spool/hub_channels.py)
 mark the announced keys dirty; the hub issues one non-blocking XREAD over
-just the dirty keys at their cursors (on a cluster, one XREAD per slot,
-pipelined by node). (A blocking XREAD over every followed key re-sent them
+just the dirty keys at their cursors (on a cluster, one read script per
+slot, pipelined by node: spool/streams/reads.py). (A blocking XREAD over every followed key re-sent them
 all for every few entries: 59% of a gateway's CPU at 2,000 followed streams.)
 
 No entry is missed, though the hub only reads when told to:
@@ -45,10 +45,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import redis
-from redis.crc import key_slot
 
 from spool.hub_channels import ChannelListening, Session
 from spool.redis_client import is_cluster
+from spool.streams.reads import read_streams
 
 log = logging.getLogger(__name__)
 
@@ -212,18 +212,8 @@ class TailHub(ChannelListening):
 
     def _read(self, streams: dict[bytes, bytes]) -> list:
         """XREAD `streams` at their cursors: one command on a single Redis, one
-        per slot on a cluster (pipelined; the cluster client groups them by
-        node and follows MOVED/ASK)."""
-        if not self._cluster or len(streams) == 1:
-            return self._redis.xread(streams) or []
-        by_slot: dict[int, dict[bytes, bytes]] = {}
-        for key, cursor in streams.items():
-            by_slot.setdefault(key_slot(key), {})[key] = cursor
-        with self._redis.pipeline(transaction=False) as pipe:
-            for group in by_slot.values():
-                pipe.xread(group)
-            replies = pipe.execute()
-        return [entry for reply in replies if reply for entry in reply]
+        script per slot on a cluster (spool/streams/reads.py)."""
+        return read_streams(self._redis, streams, cluster=self._cluster)
 
     def _next_read(self, session: Session, next_full: float) -> tuple[dict[bytes, bytes] | None, bool]:
         """Wait (holding the lock) for something to read. Returns the keys and

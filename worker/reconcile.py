@@ -12,7 +12,11 @@ terminal event. Every worker runs this pass on start and every lease period:
 - a job whose stream is still queued without a lease, once it has been in the
   list longer than `stranded_after` (RQ's first-seen stamp), is put back on
   the queue, at most `max_attempts` times, and then its stream is ended with
-  an `error` event (`worker_lost`), exactly as a lost lease would be.
+  an `error` event (`worker_lost`), exactly as a lost lease would be. Before
+  it goes back, its stream is marked so that the rerun's `reset` lands past
+  every seq its lost run may have served (Leases.prepare_rerun): after a
+  failover that lost the lease with its worker, nothing here can tell a run
+  that wrote events from one that never began.
 """
 
 from __future__ import annotations
@@ -108,6 +112,13 @@ class Reconciler:
                 books.settle(stream_id, StreamStatus.ERROR.value)
             self._forget(stream_id, in_intermediate)
             return
+        # Its lost run may have written events clients read (docs/reliability.md, "Failover"): the rerun skips them.
+        try:
+            marked = self._store.leases.prepare_rerun(stream_id, "worker_lost")
+        except StreamNotFoundError:
+            marked = False  # expired meanwhile: the next pass lets its job go
+        if not marked:
+            return  # or a worker took its lease meanwhile
         if job is not None:
             job.meta[REQUEUES] = requeues + 1
             job.save_meta()

@@ -6,6 +6,8 @@
                 one way a stream gets a writer)
     meta.py     StreamMeta: the metadata hash, and the one spelling of its fields
     journal.py  a writer's memory of its appends, restored after a failover
+    reads.py    the TailHub's reads of followed streams (on a cluster, a
+                script per slot, sent to its node)
     scripts.py  the Lua scripts of lua/, loaded once, registered once per client
 
 Redis keys come from spool/keys.py; events are spool.events.Event.

@@ -154,6 +154,20 @@ class Leases:
         expired = sorted((score, member) for reply in replies for member, score in reply)
         return [member.decode() for _, member in expired[:limit]]
 
+    def prepare_rerun(self, stream_id: str, reason: str) -> bool:
+        """Before a queued stream no worker holds runs again (the reconciler
+        requeues its job), make its next lease write a `reset` past every seq
+        a lost run may have served, as `reclaim` does after a failover; see
+        rerun.lua. False when it is not queued or a worker holds its lease.
+        Raises StreamNotFoundError."""
+        marked = self.scripts.rerun(
+            keys=[self.keys.events(stream_id), self.keys.meta(stream_id)],
+            args=[reason, FAILOVER_SEQ_MARGIN, repr(time.time()), self.ttl, self.keys.activity(stream_id)],
+        )
+        if marked is None:
+            raise StreamNotFoundError(stream_id)
+        return bool(marked)
+
     def drop(self, stream_id: str) -> None:
         """Forget a stream's lease (it ended, or it was requeued)."""
         self.redis.zrem(self.keys.leases(stream_id), stream_id)

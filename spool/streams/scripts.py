@@ -23,8 +23,9 @@ import redis
 from redis.commands.core import Script
 
 from spool.events import StreamStatus
+from spool.redis_client import is_cluster
 
-NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rate", "admit")
+NAMES = ("append", "cancel", "fail", "acquire", "renew", "reclaim", "rerun", "read", "rate", "admit")
 
 
 def terminal_prelude() -> str:
@@ -49,6 +50,8 @@ class Scripts:
     acquire: Script
     renew: Script
     reclaim: Script
+    rerun: Script
+    read: Script
     rate: Script
     admit: Script
 
@@ -65,12 +68,24 @@ class Scripts:
 _registered: weakref.WeakKeyDictionary[Any, Scripts] = weakref.WeakKeyDictionary()
 
 
-def evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any]) -> None:
+def evalsha(pipe: redis.client.Pipeline, script: Script, keys: list[str], args: list[Any], *,
+            routed: bool = False) -> None:
     """Queue `script` on `pipe` by its SHA (the caller retries a NoScriptError
     with the Script, which loads it). Not pipe.evalsha: a Script on a pipeline
     asks SCRIPT EXISTS first every time, and redis-py's cluster pipeline
-    refuses its evalsha method, though Redis routes EVALSHA by its keys."""
-    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+    refuses its evalsha method, though Redis routes EVALSHA by its keys.
+
+    `routed`: on a cluster pipeline, name the node of the keys' slot.
+    Unnamed, the pipeline asks its default node `COMMAND GETKEYS` for every
+    EVALSHA (whose keys move), a synchronous round trip each (a MOVED reply
+    is retried without the name). The TailHub's reads use it
+    (spool/streams/reads.py); the worker's appends and leases not yet: with
+    it, the cluster bench's resume phase was slower in 3 runs of 3
+    (docs/benchmarks.md, "Streams on a 3-master cluster")."""
+    options = {}
+    if routed and is_cluster(pipe):
+        options["target_nodes"] = pipe.get_node_from_key(keys[0])
+    pipe.execute_command("EVALSHA", script.sha, len(keys), *keys, *args, **options)
 
 
 def retried(reply: Any, script: Script, keys: list[str], args: list[Any]) -> Any:

@@ -12,8 +12,10 @@ import requests
 from rq import Queue
 
 from mock_upstream import expected_text
+from spool.events import EventType
 from spool.queueing import SERIALIZER
 from spool.redis_client import connect
+from spool.streams import FAILOVER_SEQ_MARGIN
 from tests.client import chat, get_events, post_stream, read
 from tests.integration.test_worker_start import LEASE, assert_done, worker  # noqa: F401  (a fixture)
 
@@ -112,7 +114,9 @@ def test_a_lease_lost_with_its_master_and_worker_leaves_no_stream_queued(worker,
     as_created = worker.client.hgetall(meta_key)
     job, _ = Queue.dequeue_any([worker.queue], None, connection=worker.client, serializer=SERIALIZER)
     assert worker.store.leases.acquire(stream_id, LEASE, "dead-writer").claimed
-    start_read_by_clients = worker.events(stream_id)
+    worker.store.append(stream_id, "dead-writer", 2, [(EventType.DELTA, {"text": "Lost text"})])
+    read_by_clients = list(worker.store.read(stream_id, 0))
+    assert [e.type for e in read_by_clients] == [b"start", b"delta"]
     if rq_recorded:
         worker.books.started(job)
         registry = worker.queue.started_job_registry
@@ -126,5 +130,10 @@ def test_a_lease_lost_with_its_master_and_worker_leaves_no_stream_queued(worker,
     assert worker.queue.get_job_ids() == [stream_id]  # put back, not left queued
     worker.run_burst()
     assert_done(worker, stream_id)
-    # The rerun's `start` is the one its gateway stored: seq 1 is unchanged.
-    assert worker.events(stream_id)[:1] == start_read_by_clients
+    # No seq holds other content than the client read: seq 1 is the `start`
+    # its gateway stored, and the rerun's `reset` lands past the lost delta.
+    stored = {e.seq: e for e in worker.store.read(stream_id, 0)}
+    assert [stored.get(e.seq, e) for e in read_by_clients] == read_by_clients
+    assert stored[1] == read_by_clients[0] and 2 not in stored
+    assert stored[2 + FAILOVER_SEQ_MARGIN].type == b"reset"
+    assert worker.store.meta(stream_id).history_lost

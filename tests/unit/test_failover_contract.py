@@ -12,7 +12,7 @@ import json
 import pytest
 import redis
 
-from spool.errors import StreamClosedError
+from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import EventType
 from spool.streams import Journal
 from spool.keys import Keys, new_stream_id
@@ -160,3 +160,40 @@ def test_a_rerun_after_a_failover_skips_past_every_seq_clients_may_hold(redis_ur
         for key in client.scan_iter(match=f"{prefix}:*"):
             client.delete(key)
         client.close()
+
+
+def test_a_stream_whose_lease_was_lost_with_its_writer_reruns_past_every_seq_served(store):
+    # The master died before the lease reached the replica, and the worker
+    # with it: the promoted replica has the stream as its gateway created it.
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    as_created = store.redis.hgetall(store.keys.meta(sid))
+    assert store.leases.acquire(sid, 30, writer="dead").claimed
+    store.append(sid, "dead", 2, [delta("lost")])
+    read_by_clients = entries(store, sid)
+    store.redis.delete(store.keys.meta(sid), store.keys.events(sid))
+    store.redis.hset(store.keys.meta(sid), mapping=as_created)
+    assert store.leases.prepare_rerun(sid, "worker_lost")
+    meta = store.meta(sid)
+    assert (meta.status, meta.last_seq, meta.attempt, meta.history_lost) == ("queued", 1 + FAILOVER_SEQ_MARGIN, 2, True)
+    # seq 1 is the `start` clients read (its gateway's); the rerun's claim is a `reset` past the margin.
+    assert entries(store, sid) == read_by_clients[:1]
+    lease = store.leases.acquire(sid, 30, writer="w")
+    assert lease.claim == (EventType.RESET, {"attempt": 2, "reason": "worker_lost"})
+    assert entries(store, sid)[1][0] == 2 + FAILOVER_SEQ_MARGIN
+    # Leased now, so not marked again; a stream already past its start only skips.
+    assert not store.leases.prepare_rerun(sid, "worker_lost")
+    assert store.leases.reclaim(sid, "worker_lost", 3, force=True) == ("requeue", 3)
+    assert store.leases.prepare_rerun(sid, "worker_lost")
+    assert store.meta(sid).last_seq == 2 + 2 * FAILOVER_SEQ_MARGIN and len(entries(store, sid)) == 2
+
+
+def test_marking_a_gone_or_ended_stream_for_a_rerun_changes_nothing(store):
+    with pytest.raises(StreamNotFoundError):
+        store.leases.prepare_rerun(new_stream_id(), "worker_lost")
+    sid = new_stream_id()
+    store.create(sid, REQUEST)
+    assert store.fail(sid, "worker_lost", "gone")
+    before = (store.redis.hgetall(store.keys.meta(sid)), entries(store, sid))
+    assert not store.leases.prepare_rerun(sid, "worker_lost")
+    assert (store.redis.hgetall(store.keys.meta(sid)), entries(store, sid)) == before

@@ -10,7 +10,7 @@ import redis
 from spool.events import Event, EventType
 from spool.keys import Keys, new_stream_id
 from spool.redis_client import node_of
-from spool.streams import StreamStore
+from spool.streams import Scripts, StreamStore
 from spool.tail import Subscription, TailHub, events, wait_for_end
 from tests.unit.conftest import backend
 
@@ -141,7 +141,8 @@ def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pu
 
 
 class RecordingClient:
-    """The hub's command client, recording the keys each XREAD names."""
+    """The hub's command client, recording the keys each XREAD names (on a
+    cluster: each read script, one per slot, spool/streams/reads.py)."""
 
     def __init__(self, inner) -> None:
         self.inner = inner
@@ -150,6 +151,32 @@ class RecordingClient:
     def xread(self, streams):
         self.reads.append(set(streams))
         return self.inner.xread(streams)
+
+    def pipeline(self, *args, **kwargs):
+        sha = Scripts.register(self.inner).read.sha
+        return RecordingPipeline(self.inner.pipeline(*args, **kwargs), self.reads, sha)
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+
+class RecordingPipeline:
+    """A pipeline of RecordingClient's, recording the keys each read script names."""
+
+    def __init__(self, inner, reads: list[set[bytes]], sha: str) -> None:
+        self.inner, self.reads, self.sha = inner, reads, sha
+
+    def __enter__(self):
+        self.inner.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.inner.__exit__(*exc)
+
+    def execute_command(self, *args, **options):
+        if args[:2] == ("EVALSHA", self.sha):
+            self.reads.append(set(args[3:3 + args[2]]))
+        return self.inner.execute_command(*args, **options)
 
     def __getattr__(self, name):
         return getattr(self.inner, name)
