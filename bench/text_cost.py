@@ -1,64 +1,104 @@
-"""Plain-text cost per text chunk, in one process, without I/O: the worker's
-parse and publish, the store's append-call build, the gateway's NDJSON and
-SSE encoding; 10,000 chunks, CPU time (process_time), min of 15 runs.
+"""CPU per chunk, in one process and without I/O, for a plain-text answer and
+for a tool call's arguments: the worker's parse and publish, the store's
+append-call build, and the gateway's NDJSON and SSE encoding. 10,000 chunks
+each, CPU time (process_time), the best of 15 runs.
 
     .venv/bin/python -m bench.text_cost
 
-Compares a change's per-chunk CPU with another tree's on a shared machine,
-where wall-clock figures are noise. Not part of `make bench`.
+Compares one tree's per-chunk CPU with another's on a shared machine, where
+wall-clock figures are noise; and shows whether a tool call's chunks cost
+more than text's. Not part of `make bench`.
 """
-import json, time
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+
 import fakeredis
-from worker.chunks import ChunkParser
-from worker.publisher import Publisher
-from spool.streams import StreamStore, AppendRequest
-from spool.events import Event
+
+from spool.events import Event, EventType
 from spool.keys import Keys, new_stream_id
-from spool.events import EventType
-from spool import wire
+from spool.streams import AppendRequest, StreamStore
+from spool.wire import NdjsonEncoder, SseEncoder
+from worker.chunks import ChunkParser, Piece
+from worker.publisher import Publisher
 
 N = 10_000
-def chunk(delta, fr=None):
-    return {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1, "model": "gpt-4o-mini-2024-07-18",
-            "system_fingerprint": "fp_1", "service_tier": "default",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": fr}]}
-body = b"".join(b"data: " + json.dumps(chunk({"content": " word"})).encode() + b"\n\n" for _ in range(N))
-def best(f, n=15):
-    ts = []
-    for _ in range(n):
-        t = time.process_time(); f(); ts.append(time.process_time() - t)
-    return min(ts) * 1e6 / N
-def parse():
-    p = ChunkParser(); out = []
+RUNS = 15
+
+# One chunk of each kind, as the OpenAI API sends them.
+TEXT_DELTA = {"content": " word"}
+TOOL_DELTA = {"tool_calls": [{"index": 0, "function": {"arguments": "word"}}]}
+TOOL_OPENING = {"tool_calls": [{"index": 0, "id": "call_1", "type": "function",
+                                "function": {"name": "lookup", "arguments": ""}}]}
+
+
+def sse_body(first: dict | None, delta: dict) -> bytes:
+    """N chunks of `delta` (after `first`, when given) as an SSE body."""
+    def frame(d: dict) -> bytes:
+        chunk = {"id": "chatcmpl-x", "object": "chat.completion.chunk", "created": 1,
+                 "model": "gpt-4o-mini-2024-07-18", "system_fingerprint": "fp_1", "service_tier": "default",
+                 "choices": [{"index": 0, "delta": d, "logprobs": None, "finish_reason": None}]}
+        return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+    return (frame(first) if first else b"") + frame(delta) * N
+
+
+def best(run: Callable[[], None]) -> float:
+    """The best of RUNS runs of `run` (N items each), in µs per item."""
+    times = []
+    for _ in range(RUNS):
+        started = time.process_time()
+        run()
+        times.append(time.process_time() - started)
+    return min(times) * 1e6 / N
+
+
+def parse(body: bytes) -> list[Piece]:
+    """The worker's parse, fed in 4 KiB reads."""
+    parser, pieces = ChunkParser(), []
     for i in range(0, len(body), 4096):
-        out += p.feed(body[i:i+4096])
-    assert len(out) == N
-pieces = ChunkParser().feed(body)
-store = StreamStore(fakeredis.FakeRedis(), Keys("b"), 60)
-def publish_run():
-    sid = new_stream_id(); store.create(sid, {"model": "m", "messages": []}); store.leases.acquire(sid, 30, "w")
-    pub = Publisher(store, sid, "w", first_seq=2, interval=60.0, outage_window=5)
-    pub.delta("x")
-    t = time.process_time()
+        pieces += parser.feed(body[i:i + 4096])
+    return pieces
+
+
+def publish(store: StreamStore, pieces: list[Piece]) -> None:
+    """What worker/generation.py does with each piece (no flush: no I/O)."""
+    stream_id = new_stream_id()
+    store.create(stream_id, {"model": "m", "messages": []})
+    store.leases.acquire(stream_id, 30, "w")
+    publisher = Publisher(store, stream_id, "w", first_seq=2, interval=60.0, outage_window=5)
     for piece in pieces:
         if piece.text:
-            pub.delta(piece.text)
-    return (time.process_time() - t) * 1e6 / N
-req = AppendRequest("s", "w", 2, [(EventType.DELTA, {"text": " word"})])
-def append_calls():
-    for _ in range(N):
-        store._append_call(req)
-events = [Event(i, b"delta", b'{"text":" word"}') for i in range(N)]
-if hasattr(wire, "NdjsonEncoder"):  # after the encoders (issue 13); else the functions before them
-    enc, sse = wire.NdjsonEncoder(), wire.SseEncoder()
-    def ndjson():
-        for e in events: enc.encode(e)
-    def ssef():
-        for e in events: sse.encode(e)
-else:
-    def ndjson():
-        for e in events: wire.encode(wire.WireFormat.NDJSON, e.seq, e.type, e.data)
-    def ssef():
-        for e in events: wire.encode(wire.WireFormat.SSE, e.seq, e.type, e.data)
-print(f"parse {best(parse):.2f}  publish {min(publish_run() for _ in range(15)):.3f}  "
-      f"append_call {best(append_calls):.3f}  ndjson {best(ndjson):.3f}  sse {best(ssef):.3f}  (us per chunk)")
+            publisher.delta(piece.text)
+        else:
+            for type_, data in piece.events:
+                publisher.add(type_, data)
+
+
+def measure(kind: str, body: bytes, event: tuple[EventType, dict]) -> str:
+    """One line of figures for one kind of chunk."""
+    store = StreamStore(fakeredis.FakeRedis(), Keys("bench"), 60)
+    pieces = parse(body)
+    append = AppendRequest("s", "w", 2, [event])
+    stored = [Event.of(i, *event) for i in range(N)]
+    ndjson, sse = NdjsonEncoder(), SseEncoder()
+    figures = {
+        "parse": best(lambda: parse(body)),
+        "publish": best(lambda: publish(store, pieces)),
+        "append_call": best(lambda: [store._append_call(append) for _ in range(N)]),
+        "ndjson": best(lambda: [ndjson.encode(e) for e in stored]),
+        "sse": best(lambda: [sse.encode(e) for e in stored]),
+    }
+    return f"{kind:<10}" + "  ".join(f"{name} {value:.3f}" for name, value in figures.items()) + "  (µs per chunk)"
+
+
+def main() -> None:
+    print(measure("text", sse_body(None, TEXT_DELTA), (EventType.DELTA, {"text": " word"})))
+    print(measure("tool call", sse_body(TOOL_OPENING, TOOL_DELTA),
+                  (EventType.TOOL_CALL_DELTA, {"index": 0, "arguments": "word"})))
+
+
+if __name__ == "__main__":
+    main()

@@ -114,8 +114,31 @@ def parse_chunk(data: str, calls: dict[int, str] | None = None) -> Piece | None:
         (text is not None and len(delta) == 1) or all(key in _PLAIN_KEYS or delta[key] is None for key in delta)
     ):
         return Piece(text or "", finish_reason, usage, info=info)
+    if calls is not None and len(delta) == 1 and choice.get("logprobs") is None:
+        fragment = _next_fragment(delta.get("tool_calls"), calls)
+        if fragment is not None:
+            return Piece("", finish_reason, usage, fragment, info)
     events = _events(delta, text, choice.get("logprobs"), {} if calls is None else calls)
     return Piece("", finish_reason, usage, events, info)
+
+
+def _next_fragment(tool_calls: Any, calls: dict[int, str]) -> Events | None:
+    """The event of a function call's next arguments fragment, the shape of
+    most of a tool call's chunks ({"index", "function": {"arguments"}} of a
+    call already begun), checked in a few steps so that a tool call costs
+    about what text costs; None for anything else (_events reads it)."""
+    if type(tool_calls) is not list or len(tool_calls) != 1:
+        return None
+    call = tool_calls[0]
+    if type(call) is not dict or len(call) != 2:
+        return None
+    index, body = call.get("index"), call.get("function")
+    if type(index) is not int or calls.get(index) != "function" or type(body) is not dict or len(body) != 1:
+        return None
+    fragment = body.get("arguments")
+    if type(fragment) is not str or not fragment:
+        return None
+    return ((EventType.TOOL_CALL_DELTA, {"index": index, "arguments": fragment}),)
 
 
 def _events(delta: dict[str, Any], text: str | None, logprobs: Any, calls: dict[int, str]) -> Events:

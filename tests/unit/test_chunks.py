@@ -10,7 +10,7 @@ import pytest
 
 from mock_upstream.server import _chunk, _sse
 from spool.errors import UpstreamError
-from worker.chunks import ChunkParser, Piece
+from worker.chunks import ChunkParser, Piece, _events, parse_chunk
 from worker.upstream import UpstreamCall
 
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5, "prompt_tokens_details": None}
@@ -163,3 +163,17 @@ def test_plain_text_chunks_stay_plain_even_with_null_fields():
 def test_malformed_parts_are_unreadable(delta):
     with pytest.raises(UpstreamError, match="unreadable"):
         ChunkParser().feed(_sse(_chunk("m", delta, None)))
+
+
+@pytest.mark.parametrize("call", [
+    {"index": 0, "function": {"arguments": "{\"q\""}},               # the common fragment: the short path
+    {"index": 1, "function": {"arguments": "x"}},                     # a call not begun: the general path
+    {"index": 0, "function": {"arguments": ""}},                      # nothing to add
+    {"index": 0, "id": "call_1", "function": {"arguments": "x"}},     # repeats its id
+    {"index": 0, "function": {"name": "f", "arguments": "x"}},        # repeats its name
+])
+def test_a_tool_calls_next_fragment_reads_as_the_general_path_reads_it(call):
+    data = json.dumps({"choices": [{"index": 0, "delta": {"tool_calls": [call]}, "finish_reason": None}]})
+    general = _events({"tool_calls": [call]}, None, None, {0: "function"})
+    piece = parse_chunk(data, {0: "function"})
+    assert (piece.events if piece else ()) == general
