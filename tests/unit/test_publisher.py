@@ -152,29 +152,3 @@ def test_a_reset_drops_every_unsent_part(store):
     publisher.delta("y")
     publisher.finish(EventType.DONE, {"finish_reason": "stop", "usage": None})
     assert [t for t, _ in events_after_start(store, publisher.stream_id)] == ["reasoning", "reset", "delta", "done"]
-
-
-def test_a_slow_flush_is_taken_off_the_wait_for_the_next_tick(store, monkeypatch):
-    # Under load a flush's reply waits a turn of every running generation; if
-    # the next tick waited a whole interval after that, ticks would come
-    # interval + flush apart (docs/benchmarks.md, "Round two").
-    clock = [100.0]
-    waits: list[float] = []
-    monkeypatch.setattr("worker.publisher.time.monotonic", lambda: clock[0])
-    flusher = Flusher(store, 0.020)
-
-    class Stopped:
-        def wait(self, timeout: float) -> bool:
-            waits.append(round(timeout, 6))
-            clock[0] += timeout
-            return len(waits) > 4
-
-    def slow_flush() -> int:
-        clock[0] += 0.015
-        return 1
-
-    flusher._stopped = Stopped()
-    flusher._active.set()
-    monkeypatch.setattr(flusher, "flush", slow_flush)
-    flusher._run()
-    assert waits == [0.02, 0.005, 0.005, 0.005, 0.005]
