@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
+from enum import Enum
 
 from rq.job import Job
 
@@ -26,10 +27,12 @@ log = logging.getLogger(__name__)
 # Tries at a job's lease before leaving it to the reconciler (0.5 s, 1 s, 2 s apart).
 START_ATTEMPTS = 4
 
-# How a run ended when its stream did not: stopped midway (the lease path
-# carries it on), or never started (still queued).
-_STOPPED = "stopped"
-_UNSTARTED = "unstarted"
+
+class Unended(Enum):
+    """How a run ended when its stream did not."""
+
+    STOPPED = "stopped"  # stopped midway: the lease path carries it on
+    UNSTARTED = "unstarted"  # never started: still queued (left to the reconciler), or another worker has it
 
 
 def best_effort(action: Callable[[], None]) -> None:
@@ -61,17 +64,16 @@ class JobRun:
         try:
             status = self._outcome()
             # After the start's record, if any: the writer keeps their order.
-            if status == _STOPPED:
+            if status is Unended.STOPPED:
                 self._records.stopped(job)
-            elif status != _UNSTARTED:
-                self._records.ended(job, status)
+            elif isinstance(status, StreamStatus):
+                self._records.ended(job, status.value)
         except Exception:
             log.exception("stream %s: the job failed", job.id)
 
-    def _outcome(self) -> str:
-        """Run the job; returns its stream's terminal status, _STOPPED (the
-        lease path carries it on) or _UNSTARTED (still queued: retried, then
-        left to the reconciler; or another worker has it)."""
+    def _outcome(self) -> StreamStatus | Unended:
+        """Run the job; returns its stream's terminal status, or Unended (its
+        start retried, then left queued to the reconciler; or stopped midway)."""
         job = self._job
         delay = 0.5
         for attempt in range(1, START_ATTEMPTS + 1):
@@ -81,27 +83,27 @@ class JobRun:
             except StartFailed as exc:
                 if attempt == START_ATTEMPTS or self._stopping.is_set():
                     log.warning("%s; leaving it queued for the reconciler", exc.__cause__ or exc)
-                    return _UNSTARTED
+                    return Unended.UNSTARTED
                 (log.info if is_transient(exc.__cause__ or exc) else log.warning)(
                     "%s; retrying in %.1fs", exc, delay)
                 self._stopped.wait(delay)
                 delay *= 2
             except GenerationFailed:
-                return StreamStatus.ERROR.value
+                return StreamStatus.ERROR
             except Exception as exc:
                 # Redis refusing writes, or a bug after the `error` event: the
                 # stream's lease (or the reconciler, if it ended) settles it.
                 log.warning("stream %s: generation raised %r; its lease carries it on", job.id, exc)
-                return _STOPPED
+                return Unended.STOPPED
         if status is RunOutcome.RELEASED:
-            return _STOPPED
+            return Unended.STOPPED
         if status.is_terminal:
-            return status.value
+            return StreamStatus(status.value)
         if status is RunOutcome.MISSING:
-            return StreamStatus.ERROR.value
+            return StreamStatus.ERROR
         # Not ours: another worker holds its lease.
         best_effort(lambda: self._books.left_queue(job.id))
-        return _UNSTARTED
+        return Unended.UNSTARTED
 
     def _on_leased(self) -> None:
         """The lease is ours: RQ's record of the start, written in the background."""
