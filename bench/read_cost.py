@@ -2,12 +2,14 @@
 50 tokens/s) from the mock upstream through worker/upstream.py, in one
 gevent process, after a round that fills the connection pool.
 
-    .venv/bin/python -m bench.read_cost [raw|bytes|notimeout] [N]
+    .venv/bin/python -m bench.read_cost [urllib3|raw|bytes|notimeout] [N]
 
-`raw` is the worker as it is (a plain body read with httpx's `iter_raw`);
-`bytes` reads through the SDK's `iter_bytes` (httpx's decoders), as before
-round two; `notimeout` is `raw` without a read timeout (one gevent timer per
-`recv` less). Not part of `make bench`.
+`urllib3` is the worker as it is (worker/transport.py under the SDK);
+`raw` is httpx's own transport and a body read with `iter_raw`
+(SPOOL_UPSTREAM_TRANSPORT=httpx); `bytes` reads that through the SDK's
+`iter_bytes` (httpx's decoders), as before round two; `notimeout` is
+`urllib3` without a read timeout (one gevent timer per `recv` less). Not
+part of `make bench`.
 """
 
 from gevent import monkey
@@ -23,16 +25,16 @@ import gevent  # noqa: E402
 import openai  # noqa: E402
 
 from bench.procs import http_ok  # noqa: E402
-from spool.dev import free_port  # noqa: E402
+from cli.dev import free_port  # noqa: E402
 from spool.settings import Settings  # noqa: E402
 from worker import upstream  # noqa: E402
 
 
 def main() -> None:
-    variant = sys.argv[1] if len(sys.argv) > 1 else "raw"
+    variant = sys.argv[1] if len(sys.argv) > 1 else "urllib3"
     answers = int(sys.argv[2]) if len(sys.argv) > 2 else 200
     port = free_port()
-    mock = subprocess.Popen([sys.executable, "-m", "spool.cli", "mock-upstream", "--port", str(port), "--ttft-ms",
+    mock = subprocess.Popen([sys.executable, "-m", "cli", "mock-upstream", "--port", str(port), "--ttft-ms",
                              "50", "--tokens-per-second", "50", "--tokens", "150"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -47,7 +49,8 @@ def main() -> None:
             timeout = openai.Timeout
             upstream.openai.Timeout = lambda seconds, connect=None: timeout(None, connect=connect)
         settings = Settings(openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="mock",
-                            upstream_max_retries=0)
+                            upstream_max_retries=0,
+                            upstream_transport="urllib3" if variant in ("urllib3", "notimeout") else "httpx")
         client = upstream.Upstream(settings, connections=answers)
         pieces = [0]
 

@@ -32,6 +32,9 @@ class Settings:
     coalesce_ms: float = 20.0  # delta writes to Redis at most this often
     upstream_timeout: float = 60.0  # connect / stall timeout on the upstream call
     upstream_max_retries: int = 2  # SDK retries before the first token
+    # The worker's HTTP client under the SDK: "urllib3" (lean, the default)
+    # or "httpx" (the SDK's own; used anyway when a proxy is set).
+    upstream_transport: str = "urllib3"
     max_generation_seconds: float = 900.0
     worker_concurrency: int = 64
     lease_seconds: float = 10.0  # a running generation's lease; a lost worker is noticed after it

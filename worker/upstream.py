@@ -25,9 +25,10 @@ import openai
 from gevent import monkey
 from openai.resources.chat.completions import Completions
 
-from spool.errors import UpstreamError
+from spool.errors import ConfigError, UpstreamError
 from spool.settings import Settings
 from worker.chunks import ChunkParser, Piece
+from worker.transport import Urllib3Transport, wants_httpx
 
 __all__ = ["Piece", "Upstream", "UpstreamCall", "upstream_error"]
 
@@ -47,6 +48,8 @@ SDK_PARAMS = frozenset(inspect.signature(Completions.create).parameters) - {
 SPOOL_SET = frozenset({"model", "messages", "stream", "stream_options"})
 # Requests stored before the `params` field kept these two at the top level.
 LEGACY_PARAMS = ("temperature", "max_tokens")
+# How the worker's HTTP requests reach the model (`http_client`).
+UPSTREAM_TRANSPORTS = frozenset({"urllib3", "httpx"})
 MAX_ERROR_MESSAGE = 500
 MAX_ERROR_FIELD = 100
 # Credentials an upstream may echo in an error message (its own or another's).
@@ -62,19 +65,13 @@ class Upstream:
         if not settings.openai_api_key:
             log.warning("OPENAI_API_KEY is empty; the upstream may refuse requests")
         self._secrets = (settings.openai_api_key,) if settings.openai_api_key else ()
-        if monkey.is_module_patched("select"):
-            probe_pooled_connections_without_yielding()
         self._client = openai.OpenAI(
             api_key=settings.openai_api_key or "unset",
             base_url=settings.openai_base_url or None,
             max_retries=settings.upstream_max_retries,
             # The read timeout bounds the silence between two chunks: a stall.
             timeout=openai.Timeout(settings.upstream_timeout, connect=CONNECT_TIMEOUT),
-            # The SDK's default pool (1,000 connections, 100 kept alive) would
-            # stall a worker running more, and reconnect for most answers.
-            http_client=openai.DefaultHttpxClient(
-                limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
-            ),
+            http_client=http_client(settings, connections),
         )
 
     def open(self, request: dict[str, Any]) -> UpstreamCall:
@@ -143,6 +140,26 @@ class UpstreamCall:
     def close(self) -> None:
         """Close the HTTP response, which ends the upstream generation."""
         self._response.close()
+
+
+def http_client(settings: Settings, connections: int) -> httpx2.Client:
+    """The SDK's HTTP client: on worker/transport.py's urllib3 transport
+    unless SPOOL_UPSTREAM_TRANSPORT=httpx or the environment names a proxy
+    for the upstream (httpx honours it); each keeps `connections` alive."""
+    if settings.upstream_transport not in UPSTREAM_TRANSPORTS:
+        raise ConfigError(f"SPOOL_UPSTREAM_TRANSPORT={settings.upstream_transport!r} is not one of "
+                          + ", ".join(sorted(UPSTREAM_TRANSPORTS)))
+    if settings.upstream_transport == "urllib3" and not wants_httpx(settings.openai_base_url):
+        return openai.DefaultHttpxClient(transport=Urllib3Transport(connections))
+    if settings.upstream_transport == "urllib3":
+        log.info("a proxy is set for the upstream: its calls go through httpx's transport")
+    if monkey.is_module_patched("select"):
+        probe_pooled_connections_without_yielding()
+    # The SDK's default pool (1,000 connections, 100 kept alive) would stall
+    # a worker running more, and reconnect for most answers.
+    return openai.DefaultHttpxClient(
+        limits=httpx2.Limits(max_connections=connections, max_keepalive_connections=connections),
+    )
 
 
 def probe_pooled_connections_without_yielding() -> None:
