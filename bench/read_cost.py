@@ -2,14 +2,14 @@
 50 tokens/s) from the mock upstream through worker/upstream.py, in one
 gevent process, after a round that fills the connection pool.
 
-    .venv/bin/python -m bench.read_cost [urllib3|raw|bytes|notimeout] [N]
+    .venv/bin/python -m bench.read_cost [urllib3|raw|bytes|timed] [N]
 
 `urllib3` is the worker as it is (worker/transport.py under the SDK);
 `raw` is httpx's own transport and a body read with `iter_raw`
 (SPOOL_UPSTREAM_TRANSPORT=httpx); `bytes` reads that through the SDK's
-`iter_bytes` (httpx's decoders), as before round two; `notimeout` is
-`urllib3` without a read timeout (one gevent timer per `recv` less). Not
-part of `make bench`.
+`iter_bytes` (httpx's decoders), as before round two; `timed` is `urllib3`
+with a socket timeout on every read of the body (a gevent timer per `recv`)
+instead of the StallWatch. Not part of `make bench`.
 """
 
 from gevent import monkey
@@ -22,12 +22,11 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
-import openai  # noqa: E402
 
 from bench.procs import http_ok  # noqa: E402
 from cli.dev import free_port  # noqa: E402
 from spool.settings import Settings  # noqa: E402
-from worker import upstream  # noqa: E402
+from worker import transport, upstream  # noqa: E402
 
 
 def main() -> None:
@@ -45,12 +44,12 @@ def main() -> None:
             time.sleep(0.05)
         if variant == "bytes":
             upstream.UpstreamCall._body_chunks = lambda self, body: self._response.iter_bytes()
-        if variant == "notimeout":
-            timeout = openai.Timeout
-            upstream.openai.Timeout = lambda seconds, connect=None: timeout(None, connect=connect)
+        if variant == "timed":
+            init = transport.Body.__init__
+            transport.Body.__init__ = lambda self, response, watch, timeout: init(self, response, watch, None)
         settings = Settings(openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="mock",
                             upstream_max_retries=0,
-                            upstream_transport="urllib3" if variant in ("urllib3", "notimeout") else "httpx")
+                            upstream_transport="urllib3" if variant in ("urllib3", "timed") else "httpx")
         client = upstream.Upstream(settings, connections=answers)
         pieces = [0]
 

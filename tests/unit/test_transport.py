@@ -8,13 +8,14 @@ import gzip
 import json
 import socket
 import threading
+import time
 from collections.abc import Callable, Iterator
 
 import pytest
 
 from spool.errors import ConfigError, UpstreamError
 from spool.settings import Settings
-from worker.transport import Urllib3Transport, wants_httpx
+from worker.transport import StallWatch, Urllib3Transport, wants_httpx
 from worker.upstream import Upstream, http_client
 
 REQUEST = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
@@ -264,3 +265,105 @@ def test_a_proxy_in_the_environment_keeps_httpx(monkeypatch, environ, wanted):
     for name, value in environ.items():
         monkeypatch.setenv(name, value)
     assert wants_httpx("http://127.0.0.1:8000/v1") is wanted
+
+
+def test_a_silent_head_is_a_timeout(server):
+    done = threading.Event()
+    server.scripts.append(lambda conn: done.wait(timeout=10))
+    with pytest.raises(UpstreamError) as raised:
+        upstream(server, upstream_timeout=0.3).open(REQUEST)
+    done.set()
+    assert raised.value.code == "upstream_timeout"
+
+
+def test_after_a_stall_the_next_answer_is_whole(server):
+    done = threading.Event()
+
+    def stalls(conn: socket.socket) -> None:
+        conn.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunk(sse("partial")[0]))
+        done.wait(timeout=10)
+
+    server.scripts += [stalls, chunked_answer("whole")]
+    client = upstream(server, upstream_timeout=0.3)
+    with pytest.raises(UpstreamError):
+        list(client.open(REQUEST))
+    done.set()
+    assert texts(client.open(REQUEST)) == "whole"
+
+
+def test_the_stall_watch_runs_only_while_a_body_is_open():
+    watch = StallWatch(period=0.05)
+
+    class Quiet:
+        timeout = 60.0
+        heard = 0.0
+
+        def stall(self) -> None:
+            raise AssertionError("not silent for 60 s")
+
+    body = Quiet()
+    body.heard = time.monotonic()
+    watch.watch(body)
+    assert watch.running and watch.watching == 1
+    watch.forget(body)
+    for _ in range(200):  # the watch's thread ends at its next look (0.05 s)
+        if not watch.running:
+            break
+        time.sleep(0.01)  # polling a flag with a bound, not synchronising
+    assert not watch.running
+
+
+def test_a_body_silent_past_its_timeout_is_stalled_once():
+    watch = StallWatch(period=0.05)
+    stalled = threading.Event()
+
+    class Silent:
+        timeout = 0.1
+        heard = 0.0
+        calls = 0
+
+        def stall(self) -> None:
+            self.calls += 1
+            stalled.set()
+
+    body = Silent()
+    body.heard = time.monotonic()
+    watch.watch(body)
+    assert stalled.wait(timeout=10)
+    assert watch.watching == 0 and body.calls == 1
+
+
+@pytest.fixture
+def urllib3_server() -> Iterator[Scripted]:
+    """The server, for what only the urllib3 transport promises."""
+    scripted = Scripted()
+    yield scripted
+    scripted.close()
+
+
+def test_closing_from_another_thread_ends_a_blocked_read(urllib3_server):
+    """The worker closes an answer's call from another greenlet (a cancel, a
+    release at shutdown) while its reader waits for the next chunk: the read
+    ends at once. (httpx's transport, across real threads, waits for the
+    server instead.)"""
+    server = urllib3_server
+    released = threading.Event()
+
+    def waits(conn: socket.socket) -> None:
+        conn.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunk(sse("first")[0]))
+        released.wait(timeout=10)
+
+    server.scripts += [waits, chunked_answer("next")]
+    client = upstream(server, upstream_timeout=30)
+    call = client.open(REQUEST)
+    pieces = iter(call)
+    assert next(pieces).text == "first"
+    closer = threading.Timer(0.2, call.close)
+    closer.start()
+    with pytest.raises(UpstreamError):
+        next(pieces)
+    ended_before_the_server = not released.is_set()
+    released.set()
+    closer.join()
+    assert ended_before_the_server
+    assert texts(client.open(REQUEST)) == "next"
