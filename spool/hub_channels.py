@@ -131,11 +131,16 @@ class ChannelListening:
                         pinged = True
                     continue
                 heard, pinged = now, False
-                messages = []
-                # Drain what already arrived, so the hub is notified once per batch.
-                while message is not None and len(messages) < LISTEN_BATCH:
-                    messages.append(message)
+                # Drain what already arrived, so the hub is notified once per
+                # batch. Every message taken off the socket goes in the batch:
+                # one read past a full batch and dropped was a lost
+                # confirmation, and its key was never read again.
+                messages = [message]
+                while len(messages) < LISTEN_BATCH:
                     message = node.pubsub.get_message(timeout=0)
+                    if message is None:
+                        break
+                    messages.append(message)
                 with self._lock:
                     for message in messages:
                         self._heard(node, message)
