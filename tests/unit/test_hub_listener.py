@@ -1,5 +1,6 @@
 """The TailHub's listener hears every message its subscription delivers,
-however many are waiting at once (spool/hub_channels.py).
+however many are waiting at once (spool/hub_channels.py), and the hub's full
+read still serves a followed key whose confirmation never came (spool/hub.py).
 
 A listener that reads a backlog longer than one batch used to drop one
 message per full batch: a lost SSUBSCRIBE confirmation left its key
@@ -71,6 +72,20 @@ class HeldPubSub(WrappedPubSub):
         return self.inner.get_message(timeout=timeout)
 
 
+class DeafPubSub(WrappedPubSub):
+    """A subscription whose listener never hears the confirmation of `deaf`."""
+
+    def __init__(self, inner, deaf: bytes) -> None:
+        super().__init__(inner)
+        self.deaf = deaf
+
+    def get_message(self, timeout=0.0):
+        message = self.inner.get_message(timeout=timeout)
+        if message and message["type"] == "ssubscribe" and message["channel"] == self.deaf:
+            return None
+        return message
+
+
 def factory_of(pubsub_factory, wrap):
     """A pubsub_factory whose clients' subscriptions are `wrap(subscription)`."""
 
@@ -113,3 +128,16 @@ def test_a_backlog_longer_than_a_batch_loses_no_confirmation(store, pubsub_facto
     finally:
         hub.stop()
 
+
+def test_the_full_read_serves_a_key_whose_confirmation_never_came(store, pubsub_factory):
+    deaf, heard = started(store), started(store)
+    channel = store.keys.activity(deaf).encode()
+    hub = TailHub(store.redis, factory_of(pubsub_factory, lambda inner: DeafPubSub(inner, channel)),
+                  full_read_seconds=0.2)
+    try:
+        subs = [hub.subscribe(store.keys.events(sid), 1) for sid in (deaf, heard)]
+        for sid in (deaf, heard):
+            store.append(sid, "w", 2, DONE)
+        assert unserved(subs, time.monotonic() + DEADLINE_SECONDS) == []
+    finally:
+        hub.stop()
