@@ -20,11 +20,11 @@ No entry is missed, though the hub only reads when told to:
   with HUB_STOPPED, as losing Redis always did: clients resume.
 
 Safety net: every FULL_READ_SECONDS the hub reads every followed key anyway,
-busy or idle, confirmed or not. Only a writer that does not publish can
-cause a missed notification (a worker of an older version during a rolling
-deploy, a script edited by hand), or a bug that loses a confirmation (the
-listener once dropped a message past a full batch); the followers then get
-the entries at most that late instead of never. One full read costs what every read cost before
+busy or idle, its subscription confirmed or not. Only a writer that does
+not publish can cause a missed notification (a worker of an older version
+during a rolling deploy, a script edited by hand), or a confirmation the
+listener never heard; the followers then get the entries at most that late
+instead of never. One full read costs what every read cost before
 (~4 ms of the gateway's CPU at 2,000 keys), so once per 5 s is noise; it
 also keeps a lost pool connection from going unnoticed on an idle hub.
 

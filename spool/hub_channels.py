@@ -132,9 +132,9 @@ class ChannelListening:
                     continue
                 heard, pinged = now, False
                 # Drain what already arrived, so the hub is notified once per
-                # batch. Every message taken off the socket goes in the batch:
-                # one read past a full batch and dropped was a lost
-                # confirmation, and its key was never read again.
+                # batch. Read no message the batch has no room for: one taken
+                # off the socket and not heard is gone (a lost confirmation
+                # leaves its key unconfirmed, never read).
                 messages = [message]
                 while len(messages) < LISTEN_BATCH:
                     message = node.pubsub.get_message(timeout=0)
