@@ -13,17 +13,18 @@ all for every few entries: 59% of a gateway's CPU at 2,000 followed streams.)
 
 No entry is missed, though the hub only reads when told to:
 - a new follower replays up to `replay_to` itself; the hub reads a newly
-  followed key first once its SSUBSCRIBE is confirmed, from that cursor: an
-  append before the confirmation is found by that read, one after it is
-  announced;
+  followed key once its SSUBSCRIBE is confirmed, from that cursor (a full
+  read may come sooner): an append before the confirmation is found by that
+  read, one after it is announced;
 - a lost subscription (spool/hub_channels.py says when) ends every follower
   with HUB_STOPPED, as losing Redis always did: clients resume.
 
 Safety net: every FULL_READ_SECONDS the hub reads every followed key anyway,
-busy or idle. Only a writer that does not publish can cause a missed
-notification (a worker of an older version during a rolling deploy, a
-script edited by hand); its followers then get the entries at most that
-late instead of never. One full read costs what every read cost before
+busy or idle, its subscription confirmed or not. Only a writer that does
+not publish can cause a missed notification (a worker of an older version
+during a rolling deploy, a script edited by hand), or a confirmation the
+listener never heard; the followers then get the entries at most that late
+instead of never. One full read costs what every read cost before
 (~4 ms of the gateway's CPU at 2,000 keys), so once per 5 s is noise; it
 also keeps a lost pool connection from going unnoticed on an idle hub.
 
@@ -238,8 +239,12 @@ class TailHub(ChannelListening):
             session.idle_since = None
             full = now >= next_full
             if full or self._dirty or self._membership:
-                keys = self._cursors.keys() if full else self._dirty
-                streams = {key: self._cursors[key] for key in keys if key not in self._unconfirmed}
+                if full:
+                    # Unconfirmed keys too: a confirmation the listener never
+                    # hears must cost a follower one interval, not its stream.
+                    streams = dict(self._cursors)
+                else:
+                    streams = {key: self._cursors[key] for key in self._dirty if key not in self._unconfirmed}
                 self._dirty = set()
                 return streams, full
             self._changed.wait(timeout=next_full - time.monotonic())

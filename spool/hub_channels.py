@@ -131,11 +131,16 @@ class ChannelListening:
                         pinged = True
                     continue
                 heard, pinged = now, False
-                messages = []
-                # Drain what already arrived, so the hub is notified once per batch.
-                while message is not None and len(messages) < LISTEN_BATCH:
-                    messages.append(message)
+                # Drain what already arrived, so the hub is notified once per
+                # batch. Read no message the batch has no room for: one taken
+                # off the socket and not heard is gone (a lost confirmation
+                # leaves its key unconfirmed, never read).
+                messages = [message]
+                while len(messages) < LISTEN_BATCH:
                     message = node.pubsub.get_message(timeout=0)
+                    if message is None:
+                        break
+                    messages.append(message)
                 with self._lock:
                     for message in messages:
                         self._heard(node, message)
