@@ -11,7 +11,6 @@ never echoed.
 
 from __future__ import annotations
 
-import inspect
 import json
 import logging
 import re
@@ -23,7 +22,6 @@ from typing import Any
 import httpx2
 import openai
 from gevent import monkey
-from openai.resources.chat.completions import Completions
 
 from spool.errors import ConfigError, UpstreamError
 from spool.settings import Settings
@@ -38,12 +36,6 @@ CONNECT_TIMEOUT = 10.0
 # What an upstream may still send after `data: [DONE]` before the call is
 # closed without reading on (a well-behaved one sends only the body's end).
 MAX_BYTES_AFTER_DONE = 64 * 1024
-# The parameters the pinned SDK takes by name; any other request parameter
-# goes in the body through `extra_body`. The SDK's own options (timeout,
-# extra_*) and what spool sets itself are never taken from a request.
-SDK_PARAMS = frozenset(inspect.signature(Completions.create).parameters) - {
-    "self", "model", "messages", "stream", "stream_options", "extra_headers", "extra_query", "extra_body", "timeout",
-}
 # What spool sets itself: a request parameter of these names is never sent.
 SPOOL_SET = frozenset({"model", "messages", "stream", "stream_options"})
 # Requests stored before the `params` field kept these two at the top level.
@@ -83,18 +75,20 @@ class Upstream:
         for name in LEGACY_PARAMS:
             if request.get(name) is not None:
                 params.setdefault(name, request[name])
-        named = {k: v for k, v in params.items() if k in SDK_PARAMS}
-        extra = {k: v for k, v in params.items() if k not in SDK_PARAMS and k not in SPOOL_SET}
+        body = {k: v for k, v in params.items() if k not in SPOOL_SET}
+        body["messages"] = request["messages"]
+        body["stream_options"] = {"include_usage": True}
         try:
             # The SDK sends the request (auth, retries, status errors); the
             # body is parsed by ChunkParser, not into a pydantic model per chunk.
+            # All but the model goes as `extra_body`, which the SDK documents
+            # as taking precedence over its own arguments: its `create` walks
+            # the messages it is given through its TypedDicts to change
+            # nothing (a fifth of an answer's start, docs/benchmarks.md), and
+            # spool's request is already the wire body (gateway/validation.py;
+            # tests/unit/test_upstream_request.py pins that the walk is a no-op).
             response = self._client.chat.completions.with_streaming_response.create(
-                model=request["model"],
-                messages=request["messages"],
-                stream=True,
-                stream_options={"include_usage": True},
-                **named,
-                **({"extra_body": extra} if extra else {}),
+                model=request["model"], messages=[], stream=True, extra_body=body,
             ).__enter__()
         except Exception as exc:
             # `from None`: the SDK's exception text holds the upstream's body,

@@ -42,6 +42,20 @@ def test_every_parameter_reaches_the_upstream_unchanged(upstream):
     assert upstream.headers[0]["authorization"] == f"Bearer {KEY}"
 
 
+def test_the_sdks_transform_of_a_request_changes_nothing():
+    """worker/upstream.py sends the request past the SDK's `create` transform
+    (as `extra_body`), because for spool's JSON requests that transform is
+    the identity; this fails loudly the day a pinned SDK renames or encodes
+    a field of a chat request (a private helper, used only here)."""
+    from openai._utils import maybe_transform
+    from openai.types.chat.completion_create_params import CompletionCreateParamsStreaming
+
+    body = {"model": "gpt-test", "messages": MESSAGES, **PARAMS, "stream": True,
+            "stream_options": {"include_usage": True}}
+    assert json.dumps(maybe_transform(body, CompletionCreateParamsStreaming), sort_keys=True) == \
+        json.dumps(body, sort_keys=True)
+
+
 def test_parameters_named_like_the_sdks_options_go_in_the_body(upstream):
     params = {"timeout": 5, "extra_body": {"a": 1}, "extra_headers": {"x": "y"}, "stream": False, "model": "other"}
     answer(client_for(upstream), {"model": "m", "messages": MESSAGES[:1], "params": params})
