@@ -70,6 +70,7 @@ class _PastCursor(Encoder):
         self.cursor = cursor
         self.name, self.mimetype, self.preamble = inner.name, inner.mimetype, inner.preamble
         self.heartbeat, self.wants_history = inner.heartbeat, inner.wants_history
+        self.reports_queue = inner.reports_queue
 
     def observe(self, event: Event) -> None:
         self.inner.observe(event)

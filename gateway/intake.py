@@ -17,10 +17,14 @@ from spool.queueing import enqueue_generation
 
 
 def queue_stream(s: Services, caller: Caller, stream_id: str, chat: dict[str, Any], api: str, *,
-                 request_id: str | None = None) -> None:
+                 request_id: str | None = None) -> int | None:
     """Record the stream for `caller`, admit it past the limits and enqueue
     its generation; on any failure nothing is left behind. `api` labels the
-    metric (spool, openai, ui); `request_id` is kept in the stored request."""
+    metric (spool, openai, ui); `request_id` is kept in the stored request.
+
+    Returns the stream's place in the queue as it was queued (1 = next) when
+    the enqueue's own round trip told it, else None."""
+    position = None
     bind(stream_id=stream_id)
     request = {**chat, "request_id": request_id}
     try:
@@ -38,8 +42,12 @@ def queue_stream(s: Services, caller: Caller, stream_id: str, chat: dict[str, An
                 pipe.multi()  # RQ would call it after the first command, which redis-py refuses
                 s.store.create(stream_id, request, owner=caller.owner, pipeline=pipe)
                 enqueue_generation(s.queue, stream_id, s.settings.stream_ttl, pipeline=pipe)
-                pipe.execute()
+                # Queued last, so the queue's length is its place: the
+                # response's first line without two more round trips.
+                pipe.llen(s.queue.key)
+                position = pipe.execute()[-1]
     except Exception:
         s.store.delete(stream_id)
         raise
     metrics.STREAMS_CREATED.labels(api).inc()
+    return position

@@ -48,9 +48,9 @@ def create_stream():
         stream_id, replayed = _idempotent_stream(s, caller, key, chat)
         return _created_response(stream_id, fmt, replayed=replayed)
     stream_id = new_stream_id()
-    queue_stream(s, caller, stream_id, chat, "spool", request_id=g.get("request_id"))
+    position = queue_stream(s, caller, stream_id, chat, "spool", request_id=g.get("request_id"))
     log.info("stream %s queued (model %s)", stream_id, chat["model"])
-    return _created_response(stream_id, fmt)
+    return _created_response(stream_id, fmt, position=position)
 
 
 # How often a request may find its key's record gone or stale and claim again
@@ -136,12 +136,14 @@ def _scoped(caller: Caller, idempotency_key: str) -> str:
     return f"{caller.owner}\n{idempotency_key}"
 
 
-def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool = False) -> Response:
+def _created_response(stream_id: str, fmt: WireFormat | None, *, replayed: bool = False,
+                      position: int | None = None) -> Response:
     """The answer to a POST: the live stream, or 202 with the stream's URLs;
-    both with the stream's read token."""
+    both with the stream's read token. `position`: its place in the queue,
+    when queueing it told."""
     token = access().read_token(stream_id)
     if fmt is not None:
-        response = _stream_response(stream_id, FROM_START, fmt)
+        response = _stream_response(stream_id, FROM_START, fmt, position)
     else:
         status = services().store.meta(stream_id).status.value if replayed else StreamStatus.QUEUED.value
         response = jsonify(
@@ -218,9 +220,9 @@ def cancel_stream(stream_id: str):
     return response
 
 
-def _stream_response(stream_id: str, point: ResumePoint, fmt: WireFormat) -> Response:
+def _stream_response(stream_id: str, point: ResumePoint, fmt: WireFormat, position: int | None = None) -> Response:
     encoder = NdjsonEncoder() if fmt is WireFormat.NDJSON else SseEncoder()
-    return stream_response(stream_id, point.start, point.encoder(encoder), ended=point.ended)
+    return stream_response(stream_id, point.start, point.encoder(encoder), ended=point.ended, position=position)
 
 
 def _accepted_stream_format() -> WireFormat | None:

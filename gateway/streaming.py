@@ -19,13 +19,15 @@ from spool.tail import follow
 from spool.wire import Encoder
 
 
-def stream_response(stream_id: str, after: int, encoder: Encoder, *, ended: bool = False) -> Response:
+def stream_response(stream_id: str, after: int, encoder: Encoder, *, ended: bool = False,
+                    position: int | None = None) -> Response:
     """A live response of the stream's events with seq > after, encoded by
     `encoder`. `ended`: the stream is terminal and `after` at its end, so the
-    response holds only the preamble (nothing can follow)."""
+    response holds only the preamble (nothing can follow). `position`: the
+    stream's place in the queue, when the caller just queued it."""
     s = services()
     body = follow(s.store, s.hub, stream_id, after, encoder, s.settings.heartbeat_interval,
-                  queue_position(s, stream_id), ended=ended)
+                  queue_position(s, stream_id), ended=ended, position=position)
     return Response(
         metrics.tracked(body, encoder.name, after),
         mimetype=encoder.mimetype,

@@ -92,14 +92,17 @@ def follow(
     queue_position: Callable[[], int | None] = lambda: None,
     *,
     ended: bool = False,
+    position: int | None = None,
 ) -> Iterator[bytes]:
     """The stream's events with seq > after, encoded by `encoder` (one wire
     format, spool/wire.py), with heartbeats. The one follow loop of every format.
 
     Until the first event, each quiet interval also reports the stream's
     place in the queue (`queue_position()`, None once it left the queue), so
-    a client can tell waiting from hanging. `ended`: the stream is terminal
-    and `after` is at its end, so nothing can follow (answered at once).
+    a client can tell waiting from hanging, when the encoder reports it; so
+    does the start, with `position` when the caller knows it (a stream it
+    just queued) instead of asking. `ended`: the stream is terminal and
+    `after` is at its end, so nothing can follow (answered at once).
 
     Everything it needs comes in as arguments: it runs after the request
     context is gone.
@@ -110,9 +113,10 @@ def follow(
     if encoder.wants_history and after > 0:
         for event in store.read(stream_id, 0, upto=after):
             encoder.observe(event)
-    waiting = after == 0
-    position = queue_position() if waiting else None
-    if position is not None:
+    waiting = after == 0 and encoder.reports_queue
+    if waiting and position is None:
+        position = queue_position()
+    if waiting and position is not None:
         yield encoder.queued(position)
     for event in events(store, hub, stream_id, after, heartbeat_interval):
         if event is not None:

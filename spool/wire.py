@@ -91,6 +91,9 @@ class Encoder:
     preamble = b""
     heartbeat = b""
     wants_history = False
+    # Whether `queued` says more than a heartbeat: only then does a follower
+    # ask Redis for the stream's place in the queue.
+    reports_queue = False
 
     def __init__(self) -> None:
         self.finished = False
@@ -118,6 +121,7 @@ class NdjsonEncoder(Encoder):
     mimetype = WireFormat.NDJSON.mimetype
     preamble = NDJSON_PREAMBLE
     heartbeat = NDJSON_HEARTBEAT
+    reports_queue = True
 
     def encode(self, event: Event) -> bytes:
         return event_json(event.seq, event.type, event.data) + b"\n"
@@ -132,6 +136,7 @@ class SseEncoder(Encoder):
     name = WireFormat.SSE.value
     preamble = SSE_PREAMBLE
     heartbeat = SSE_HEARTBEAT
+    reports_queue = True
 
     def encode(self, event: Event) -> bytes:
         # JSON never holds a raw newline, so one `data:` line carries it whole.

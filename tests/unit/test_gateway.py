@@ -187,9 +187,11 @@ def test_ndjson_post_streams_live(client, services):
     response = client.post("/v1/streams", json=CHAT, headers={"Accept": "application/x-ndjson"}, buffered=False)
     sid = response.headers["X-Stream-Id"]
     body = iter(response.response)
-    # First a heartbeat, so the headers reach a real client before any event.
+    # First a heartbeat, so the headers reach a real client before any event,
+    # then the place in the queue the stream was given.
     assert json.loads(next(body)) == {"type": "heartbeat"}
     services.store.leases.acquire(sid, 30, "w")  # seq 1: start
+    assert json.loads(next(body)) == {"type": "queued", "queue_position": 1}
     assert json.loads(next(body))["type"] == "start"
     services.store.append(sid, "w", 2, [(EventType.CANCELLED, {})])
     assert json.loads(next(body)) == {"seq": 2, "type": "cancelled"}
@@ -229,6 +231,31 @@ def test_queued_streams_report_their_place_in_the_queue(client, services):
     body = iter(response.response)
     assert json.loads(next(body)) == {"type": "heartbeat"}
     assert json.loads(next(body)) == {"type": "queued", "queue_position": 3}
+    response.close()
+
+
+def test_a_streamed_post_reports_its_place_without_asking_again(client, services, monkeypatch):
+    # Queueing told the gateway the stream's place; the follow loop does not
+    # read the stream's status and search the queue for it once more.
+    for _ in range(2):
+        client.post("/v1/streams", json=CHAT)
+    asked = []
+    position = services.queue.get_job_position
+    monkeypatch.setattr(services.queue, "get_job_position", lambda job: asked.append(job) or position(job))
+    response = client.post("/v1/streams", json=CHAT, headers={"Accept": "application/x-ndjson"}, buffered=False)
+    body = iter(response.response)
+    assert json.loads(next(body)) == {"type": "heartbeat"}
+    assert json.loads(next(body)) == {"type": "queued", "queue_position": 3}
+    response.close()
+    assert asked == []
+
+
+def test_formats_without_a_queued_line_never_search_the_queue(client, services, monkeypatch):
+    monkeypatch.setattr(services.queue, "get_job_position", lambda job: pytest.fail("searched the queue"))
+    body = {**CHAT, "model": "gpt-4o-mini", "stream": True}
+    response = client.post("/v1/chat/completions", json=body, buffered=False)
+    assert response.status_code == 200
+    next(iter(response.response))
     response.close()
 
 
