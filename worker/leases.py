@@ -76,10 +76,12 @@ class LeaseKeeper:
         if not owned:
             return
         for stream_id in self._store.leases.renew(owned, self._lease):
-            log.warning("stream %s: lease lost to another worker; stopping here", stream_id)
             with self._lock:
                 entry = self._owned.pop(stream_id, None)
+            # Not owned any more: its answer ended (and was untracked) while
+            # the renewal ran, which finds it no longer running. Not a loss.
             if entry is not None:
+                log.warning("stream %s: lease lost to another worker; stopping here", stream_id)
                 entry[1]()
 
     def _reap(self) -> None:
