@@ -4,9 +4,12 @@ A gateway process may serve thousands of followers. Rather than one blocking
 XREAD (and one Redis connection) each, a TailHub thread reads for all of them
 and hands each entry batch to the followers of that stream.
 
-It reads only the streams that changed: every append announces its stream
-on the stream's shard channel, and the hub's listeners (spool/hub_channels.py)
-mark the announced keys dirty; the hub issues one non-blocking XREAD over
+It reads only the streams that changed, and most of the time none: every
+append announces its stream, with the events it added, on the stream's shard
+channel (spool/announcements.py), and the hub's listeners
+(spool/hub_channels.py) hand events that continue a stream's cursor straight
+to its followers. They mark the other announced keys dirty (a gap, a bare
+key from a cancel or a claim); the hub issues one non-blocking XREAD over
 just the dirty keys at their cursors (on a cluster, one read script per
 slot, pipelined by node: spool/streams/reads.py). (A blocking XREAD over every followed key re-sent them
 all for every few entries: 59% of a gateway's CPU at 2,000 followed streams.)

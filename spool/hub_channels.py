@@ -1,11 +1,13 @@
 """The TailHub's subscriptions: hearing which followed streams changed.
 
 Every script that adds events to a stream (spool/streams/) also SPUBLISHes
-the stream's events key on the stream's own shard channel (Keys.activity, in
-the stream's slot). The hub (spool/hub.py) SSUBSCRIBEs to the channel of each
-stream it follows, on the node serving that slot (one connection per node;
-on a single Redis, one), and a listener thread per node marks the keys it
-hears about dirty for the hub's next read. Sharded pub/sub reaches only the
+on the stream's own shard channel (Keys.activity, in the stream's slot): the
+stream's events key, and for an append the events themselves
+(spool/announcements.py). The hub (spool/hub.py) SSUBSCRIBEs to the channel
+of each stream it follows, on the node serving that slot (one connection per
+node; on a single Redis, one), and a listener thread per node hands carried
+events that continue a stream's cursor to its followers, and marks the other
+keys it hears about dirty for the hub's next read. Sharded pub/sub reaches only the
 node that holds the stream: a plain PUBLISH on a cluster is broadcast to
 every node.
 
@@ -27,6 +29,7 @@ from dataclasses import dataclass, field
 
 import redis
 
+from spool.announcements import Entries, read_announcement
 from spool.keys import Keys
 from spool.redis_client import COMMAND_TIMEOUT, node_of
 
@@ -160,8 +163,13 @@ class ChannelListening:
         raises when it shows notifications were lost. Called holding the lock."""
         kind, channel = message["type"], message["channel"]
         if kind in ("smessage", "message"):
-            if message["data"] in self._cursors and message["data"] not in self._unconfirmed:
-                self._dirty.add(message["data"])
+            try:
+                key, first, entries = read_announcement(message["data"])
+            except ValueError:
+                key, first, entries = message["data"].split(b"\n", 1)[0], 0, []
+                log.warning("an unreadable announcement on %r: its stream is read instead", channel)
+            if key in self._cursors and key not in self._unconfirmed and not self._took(key, first, entries):
+                self._dirty.add(key)
         elif kind == "ssubscribe":
             if channel in node.confirmed:
                 raise redis.ConnectionError("resubscribed: notifications may have been lost")
@@ -174,6 +182,24 @@ class ChannelListening:
             node.unsubscribing[channel] -= 1
             if not node.unsubscribing[channel]:
                 del node.unsubscribing[channel]
+
+    def _took(self, key: bytes, first: int, entries: Entries) -> bool:
+        """Hand announced entries to `key`'s followers if they continue from
+        its cursor; False when the stream must be read instead (a bare key, or
+        a gap: announcements heard before the subscription was confirmed).
+        Entries up to the cursor are ones the followers have. Called holding
+        the lock."""
+        if not entries:
+            return False
+        cursor = int(self._cursors[key][2:])
+        if first > cursor + 1:
+            return False
+        fresh = entries[cursor + 1 - first:]
+        if fresh:
+            self._cursors[key] = fresh[-1][0]
+            for sub in self._subs[key]:
+                sub.inbox.put(fresh)
+        return True
 
     def _confirmed(self, channel: bytes) -> None:
         """`channel` is subscribed: its key may be read (from the cursor its

@@ -19,6 +19,7 @@ from typing import Any
 
 import redis
 
+from spool.announcements import MAX_CARRIED_BYTES
 from spool.errors import StreamClosedError, StreamNotFoundError
 from spool.events import Event, EventType, StreamStatus, encode_data
 from spool.keys import Keys
@@ -214,7 +215,7 @@ class StreamStore:
     def _append_call(self, request: AppendRequest) -> tuple[list[str], list[Any]]:
         args: list[Any] = [
             self.ttl, request.writer, request.first_seq, len(request.events),
-            self.keys.activity(request.stream_id),
+            self.keys.activity(request.stream_id), MAX_CARRIED_BYTES,
         ]
         fields: list[Any] = []
         for type_, data in request.events:

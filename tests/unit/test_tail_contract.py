@@ -7,6 +7,7 @@ import threading
 import pytest
 import redis
 
+from spool.announcements import MAX_CARRIED_BYTES, read_announcement
 from spool.events import Event, EventType
 from spool.keys import Keys, new_stream_id
 from spool.redis_client import node_of
@@ -182,7 +183,7 @@ class RecordingPipeline:
         return getattr(self.inner, name)
 
 
-def test_reads_name_only_the_streams_that_were_written(store, pubsub_factory):
+def test_carried_events_need_no_read_and_reads_name_only_the_written_streams(store, pubsub_factory):
     busy, *quiet = [started(store) for _ in range(3)]
     client = RecordingClient(store.redis)
     hub = TailHub(client, pubsub_factory, full_read_seconds=3600)
@@ -195,7 +196,11 @@ def test_reads_name_only_the_streams_that_were_written(store, pubsub_factory):
         # Every read from here on started after the reads the joins asked for.
         after_joins = len(client.reads)
         deltas(store, busy, 3, ["b"])
-        assert next(follower).seq == 3
+        assert next(follower).fields == {"text": "b"}
+        assert client.reads[after_joins:] == []  # the announcement carried it
+        # Too large to carry: announced by key, and read.
+        deltas(store, busy, 4, ["x" * (MAX_CARRIED_BYTES + 1)])
+        assert next(follower).seq == 4
         assert client.reads[after_joins:]
         assert all(keys == {store.keys.events(busy).encode()} for keys in client.reads[after_joins:])
     finally:
@@ -315,7 +320,9 @@ def test_every_write_that_adds_an_event_announces_its_stream(store, pubsub_facto
         store.leases.acquire(appended, 30, "w")
         store.append(appended, "w", 2, [(EventType.DELTA, {"text": "a"})])
         assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()  # the lease's start
-        assert next_message(pubsub, "smessage") == store.keys.events(appended).encode()
+        # An append's announcement carries its events (spool/announcements.py).
+        assert read_announcement(next_message(pubsub, "smessage")) == (
+            store.keys.events(appended).encode(), 2, [(b"0-2", {b"t": b"delta", b"d": b'{"text":"a"}'})])
         pubsub = subscribed(queued)
         store.create(queued, REQUEST)
         store.cancel(queued)

@@ -1,7 +1,6 @@
 -- Append events to a stream on behalf of its writer (spool/streams/store.py).
 -- Adds the events with entry ids `0-<seq>` together with the metadata they
--- imply, and publishes the events key on the stream's activity (shard)
--- channel. A retried write that already landed is reported as success. An
+-- imply, and announces them on the stream's activity (shard) channel. A retried write that already landed is reported as success. An
 -- append never claims a stream: its lease does (acquire.lua).
 -- Returns {last_seq, cancel_requested}, or {code, x} with a negative code
 -- (AppendCode): -1 no stream, -2 closed, -3 another writer, -4 a gap (the
@@ -15,8 +14,9 @@ local token = ARGV[2]
 local first = tonumber(ARGV[3])
 local n = tonumber(ARGV[4])
 local activity = ARGV[5]
--- ARGV[6 .. 5 + 2n]: n (type, data) pairs; then (field, value) pairs for the meta hash.
-local pairs_at = 6
+local max_carried = tonumber(ARGV[6])
+-- ARGV[7 .. 6 + 2n]: n (type, data) pairs; then (field, value) pairs for the meta hash.
+local pairs_at = 7
 
 local m = redis.call('HMGET', meta_key, 'status', 'writer', 'cancel_requested', 'last_seq')
 local status, writer = m[1], m[2]
@@ -35,7 +35,22 @@ if first ~= last + 1 then return {-3, 0} end
 for i = 0, n - 1 do
   redis.call('XADD', events_key, '0-' .. (first + i), 't', ARGV[pairs_at + 2 * i], 'd', ARGV[pairs_at + 1 + 2 * i])
 end
-redis.call('SPUBLISH', activity, events_key)
+-- The announcement carries the events (spool/announcements.py), unless
+-- they are large: then only the key, and gateways read the stream.
+local parts = {events_key, first, n}
+local carried = 0
+for i = 0, n - 1 do
+  local data = ARGV[pairs_at + 1 + 2 * i]
+  carried = carried + #data
+  parts[#parts + 1] = ARGV[pairs_at + 2 * i]
+  parts[#parts + 1] = #data
+  parts[#parts + 1] = data
+end
+if carried <= max_carried then
+  redis.call('SPUBLISH', activity, table.concat(parts, '\n'))
+else
+  redis.call('SPUBLISH', activity, events_key)
+end
 local fields = {'last_seq', first + n - 1}
 for i = pairs_at + 2 * n, #ARGV do fields[#fields + 1] = ARGV[i] end
 redis.call('HSET', meta_key, unpack(fields))
