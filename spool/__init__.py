@@ -3,8 +3,9 @@
 This package is the core both services share, and nothing else: settings
 (settings, security_config), Redis keys (keys), events and the message fold
 (events, message, errors), wire formats (wire, openai_wire, ui_wire) and
-decoders, the stream store and its failover journal (store, journal; becoming
-spool/streams/), the tail hub and follow loop (hub*, tail), idempotency
+decoders, the stream store and its failover journal (spool/streams/), the
+tail hub, what appends announce to it and the follow loop (hub*,
+announcements, tail), idempotency
 records, the queue's job spec (queueing), Redis clients and their health
 (redis_client, redis_health), and structured logs (logs).
 
