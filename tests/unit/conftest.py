@@ -8,7 +8,7 @@ import fakeredis
 import pytest
 import redis
 
-from spool.keys import Keys
+from spool.keys import Keys, new_stream_id
 from spool.redis_client import connect, is_cluster
 from spool.redis_client import pubsub_factory as node_pubsub_factory
 from spool.streams import StreamStore
@@ -95,3 +95,11 @@ def hub(redis_client, pubsub_factory, store):
     hub = TailHub(redis_client, pubsub_factory)
     yield hub
     hub.stop()
+
+
+def started_stream(store: StreamStore, writer: str = "w") -> str:
+    """A new stream as `writer`'s lease leaves it: claimed, its seq 1 `start`."""
+    sid = new_stream_id()
+    store.create(sid, {"messages": [{"role": "user", "content": "hi"}], "model": "m"})
+    assert store.leases.acquire(sid, 30, writer).claimed
+    return sid

@@ -18,10 +18,8 @@ import pytest
 from spool.events import EventType
 from spool.hub import HUB_STOPPED, TailHub
 from spool.hub_channels import LISTEN_BATCH
-from spool.keys import new_stream_id
-from tests.unit.conftest import backend
+from tests.unit.conftest import backend, started_stream
 
-REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 DONE = [(EventType.DONE, {"finish_reason": "stop", "usage": None})]
 # Bounds a wait that should end at once; a failing test ends after it.
 DEADLINE_SECONDS = 10.0
@@ -32,11 +30,6 @@ def redis_client(request, prefix):
     yield from backend(request, prefix)
 
 
-def started(store) -> str:
-    sid = new_stream_id()
-    store.create(sid, REQUEST)
-    store.leases.acquire(sid, 30, "w")  # seq 1: start
-    return sid
 
 
 class WrappedPubSub:
@@ -114,7 +107,7 @@ def unserved(subs, deadline: float) -> list:
 
 def test_a_backlog_longer_than_a_batch_loses_no_confirmation(store, pubsub_factory):
     count = 2 * LISTEN_BATCH + 10  # two full batches and a rest
-    sids = [started(store) for _ in range(count)]
+    sids = [started_stream(store) for _ in range(count)]
     sent = threading.Event()
     # No full read during the test: only what the listener hears gets read.
     hub = TailHub(store.redis, factory_of(pubsub_factory, lambda inner: HeldPubSub(inner, count, sent)),
@@ -130,7 +123,7 @@ def test_a_backlog_longer_than_a_batch_loses_no_confirmation(store, pubsub_facto
 
 
 def test_the_full_read_serves_a_key_whose_confirmation_never_came(store, pubsub_factory):
-    deaf, heard = started(store), started(store)
+    deaf, heard = started_stream(store), started_stream(store)
     channel = store.keys.activity(deaf).encode()
     hub = TailHub(store.redis, factory_of(pubsub_factory, lambda inner: DeafPubSub(inner, channel)),
                   full_read_seconds=0.2)

@@ -7,12 +7,10 @@ import pytest
 
 from spool.events import EventType
 from spool.hub import TailHub
-from spool.keys import new_stream_id
 from spool.redis_client import node_of
 from spool.tail import events
-from tests.unit.conftest import backend
+from tests.unit.conftest import backend, started_stream
 
-REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 
 
 @pytest.fixture(params=["fakeredis", "redis", "cluster"])
@@ -20,11 +18,6 @@ def redis_client(request, prefix):
     yield from backend(request, prefix)
 
 
-def started(store) -> str:
-    sid = new_stream_id()
-    store.create(sid, REQUEST)
-    store.leases.acquire(sid, 30, "w")  # seq 1: start
-    return sid
 
 
 class MovingPubSub:
@@ -45,7 +38,7 @@ class MovingPubSub:
 
 
 def test_a_slot_moving_away_ends_the_followers_so_they_resume(store, pubsub_factory):
-    sid = started(store)
+    sid = started_stream(store)
     moved: list[bytes] = []
 
     class Client:
@@ -68,7 +61,7 @@ def test_a_slot_moving_away_ends_the_followers_so_they_resume(store, pubsub_fact
 
 
 def test_followed_streams_share_one_subscription_per_node(store, pubsub_factory):
-    sids = [started(store) for _ in range(12)]
+    sids = [started_stream(store) for _ in range(12)]
     nodes: list[str] = []
 
     def counted(node: str = ""):

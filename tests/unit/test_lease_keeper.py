@@ -6,20 +6,15 @@ from __future__ import annotations
 import logging
 
 from spool.events import EventType
-from spool.keys import new_stream_id
+from tests.unit.conftest import started_stream
 from worker.leases import LeaseKeeper
 
 
-def running(store, writer: str = "w") -> str:
-    sid = new_stream_id()
-    store.create(sid, {"model": "m", "messages": []})
-    store.leases.acquire(sid, 30, writer)
-    return sid
 
 
 def test_an_answer_that_ends_during_a_renewal_is_not_lost(store, caplog):
     keeper = LeaseKeeper(store, None, 30, 3)
-    sid = running(store)
+    sid = started_stream(store)
     lost = []
     keeper.track(sid, "w", lambda: lost.append(sid))
     renew = store.leases.renew
@@ -39,7 +34,7 @@ def test_an_answer_that_ends_during_a_renewal_is_not_lost(store, caplog):
 
 def test_a_stream_taken_by_another_writer_is_lost(store, caplog):
     keeper = LeaseKeeper(store, None, 30, 3)
-    sid = running(store)
+    sid = started_stream(store)
     lost = []
     keeper.track(sid, "w", lambda: lost.append(sid))
     store.redis.hset(store.keys.meta(sid), "writer", "another")

@@ -13,7 +13,7 @@ from spool.keys import Keys, new_stream_id
 from spool.redis_client import node_of
 from spool.streams import Scripts, StreamStore
 from spool.tail import Subscription, TailHub, events, wait_for_end
-from tests.unit.conftest import backend
+from tests.unit.conftest import backend, started_stream
 
 
 @pytest.fixture(params=["fakeredis", "redis", "embedded", "cluster"])
@@ -25,11 +25,6 @@ def redis_client(request, prefix):
 REQUEST = {"messages": [{"role": "user", "content": "hi"}], "model": "m"}
 
 
-def started(store) -> str:
-    sid = new_stream_id()
-    store.create(sid, REQUEST)
-    assert store.leases.acquire(sid, 30, "w").claimed  # seq 1: start
-    return sid
 
 
 def deltas(store, sid, first: int, texts: list[str]) -> None:
@@ -45,7 +40,7 @@ def seqs(items) -> list[int]:
 
 
 def test_replays_then_follows_live_to_the_terminal_event(store, hub):
-    sid = started(store)
+    sid = started_stream(store)
     deltas(store, sid, 2, ["a", "b"])
     stream = events(store, hub, sid, 0, idle_timeout=5)
     assert [next(stream).seq for _ in range(3)] == [1, 2, 3]
@@ -58,7 +53,7 @@ def test_replays_then_follows_live_to_the_terminal_event(store, hub):
 
 
 def test_a_late_follower_gets_what_the_hub_delivered_before_it_joined(store, hub):
-    sid = started(store)
+    sid = started_stream(store)
     early = events(store, hub, sid, 0, idle_timeout=5)
     assert next(early).seq == 1
     deltas(store, sid, 2, ["a", "b", "c"])
@@ -71,7 +66,7 @@ def test_a_late_follower_gets_what_the_hub_delivered_before_it_joined(store, hub
 
 
 def test_idle_followers_get_a_tick_per_interval(store, hub):
-    sid = started(store)
+    sid = started_stream(store)
     stream = events(store, hub, sid, 1, idle_timeout=0.05)
     assert next(stream) is None
     assert next(stream) is None
@@ -80,7 +75,7 @@ def test_idle_followers_get_a_tick_per_interval(store, hub):
 
 
 def test_followers_of_many_streams_share_the_hub(store, hub):
-    sids = [started(store) for _ in range(5)]
+    sids = [started_stream(store) for _ in range(5)]
     streams = [events(store, hub, sid, 1, idle_timeout=5) for sid in sids]
     results: list[list[int]] = [[] for _ in sids]
 
@@ -99,7 +94,7 @@ def test_followers_of_many_streams_share_the_hub(store, hub):
 
 
 def test_wait_for_end_reports_the_terminal_type_or_times_out(store, hub):
-    sid = started(store)
+    sid = started_stream(store)
     assert wait_for_end(store, hub, sid, 1, timeout=0.1) is None
     threading.Timer(0.05, finish, args=(store, sid, 2)).start()
     assert wait_for_end(store, hub, sid, 1, timeout=5) == b"done"
@@ -124,7 +119,7 @@ def test_a_read_at_a_stale_cursor_is_not_delivered_to_a_newer_follower(store, pu
     # Found by the benchmark's resume phase: a client dropped after seq 4 while
     # the hub's read for its old response (cursor 0-6) was in flight; the
     # resumed follower (after 4) must get 5 and 6, not jump to 7.
-    sid = started(store)
+    sid = started_stream(store)
     deltas(store, sid, 2, ["a", "b", "c", "d", "e"])
     client = GatedClient(store.redis)
     hub = TailHub(client, pubsub_factory)
@@ -184,7 +179,7 @@ class RecordingPipeline:
 
 
 def test_carried_events_need_no_read_and_reads_name_only_the_written_streams(store, pubsub_factory):
-    busy, *quiet = [started(store) for _ in range(3)]
+    busy, *quiet = [started_stream(store) for _ in range(3)]
     client = RecordingClient(store.redis)
     hub = TailHub(client, pubsub_factory, full_read_seconds=3600)
     try:
@@ -231,7 +226,7 @@ class DroppablePubSub:
 
 @pytest.mark.parametrize("silently", [False, True], ids=["error", "resubscribed"])
 def test_a_lost_subscription_ends_followers_so_clients_resume(store, pubsub_factory, silently):
-    sid = started(store)
+    sid = started_stream(store)
     dropped = threading.Event()
 
     class Client:
@@ -266,7 +261,7 @@ def test_a_subscription_killed_by_redis_ends_followers(prefix, redis_url):
     real = StreamStore(client, Keys(prefix), 3600)
     hub = TailHub(client, lambda node: redis.Redis.from_url(redis_url, client_name=name, protocol=2))
     try:
-        sid = started(real)
+        sid = started_stream(real)
         stream = events(real, hub, sid, 1, idle_timeout=5)
         deltas(real, sid, 2, ["a"])
         assert next(stream).seq == 2  # the hub is serving
@@ -284,7 +279,7 @@ def test_a_subscription_killed_by_redis_ends_followers(prefix, redis_url):
 
 def test_a_write_that_announced_nothing_is_found_by_the_full_read(store, pubsub_factory):
     # A worker of an older version, during a rolling deploy, appends without PUBLISH.
-    sid = started(store)
+    sid = started_stream(store)
     hub = TailHub(store.redis, pubsub_factory, full_read_seconds=0.1)
     try:
         stream = events(store, hub, sid, 1, idle_timeout=5)
@@ -348,7 +343,7 @@ def test_a_hub_keeps_its_subscription_between_followers_for_a_while(store, pubsu
         hub = TailHub(store.redis, counted, linger_seconds=linger)
         try:
             for _ in range(2):  # two clients, one after the other
-                sid = started(store)
+                sid = started_stream(store)
                 stream = events(store, hub, sid, 1, idle_timeout=5)
                 deltas(store, sid, 2, ["a"])  # delivered live, through the subscription
                 finish(store, sid, 3)
@@ -379,7 +374,7 @@ class _SilentHub:
 
 
 def test_a_follower_reaches_the_end_even_if_the_hub_never_delivers(store):
-    sid = started(store)
+    sid = started_stream(store)
     stream = events(store, _SilentHub(), sid, 1, idle_timeout=0.05)
     assert next(stream) is None  # nothing yet: an ordinary quiet interval
     deltas(store, sid, 2, ["a", "b"])

@@ -114,6 +114,14 @@ def chunked_answer(*texts: str) -> Callable[[socket.socket], None]:
     return script
 
 
+def first_then_silence(text: str, until: threading.Event) -> Callable[[socket.socket], None]:
+    """An answer that sends its first piece, then nothing until `until` (at most 10 s)."""
+    def script(conn: socket.socket) -> None:
+        conn.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunk(sse(text)[0]))
+        until.wait(timeout=10)
+    return script
+
+
 def texts(pieces) -> str:
     return "".join(p.text for p in pieces)
 
@@ -207,9 +215,7 @@ def test_a_compressed_body_is_decoded(server):
 def test_a_stall_mid_answer_is_a_timeout(server):
     done = threading.Event()
 
-    def stalls(conn: socket.socket) -> None:
-        conn.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunk(sse("partial")[0]))
-        done.wait(timeout=10)
+    stalls = first_then_silence("partial", done)
 
     server.scripts.append(stalls)
     pieces = []
@@ -279,9 +285,7 @@ def test_a_silent_head_is_a_timeout(server):
 def test_after_a_stall_the_next_answer_is_whole(server):
     done = threading.Event()
 
-    def stalls(conn: socket.socket) -> None:
-        conn.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunk(sse("partial")[0]))
-        done.wait(timeout=10)
+    stalls = first_then_silence("partial", done)
 
     server.scripts += [stalls, chunked_answer("whole")]
     client = upstream(server, upstream_timeout=0.3)
@@ -349,9 +353,7 @@ def test_closing_from_another_thread_ends_a_blocked_read(urllib3_server):
     server = urllib3_server
     released = threading.Event()
 
-    def waits(conn: socket.socket) -> None:
-        conn.sendall(HEAD + b"transfer-encoding: chunked\r\n\r\n" + chunk(sse("first")[0]))
-        released.wait(timeout=10)
+    waits = first_then_silence("first", released)
 
     server.scripts += [waits, chunked_answer("next")]
     client = upstream(server, upstream_timeout=30)
