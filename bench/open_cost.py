@@ -14,12 +14,10 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
-from bench.procs import http_ok  # noqa: E402
-from cli.dev import free_port  # noqa: E402
+from bench.procs import Fleet  # noqa: E402
 from spool.settings import Settings  # noqa: E402
 from worker import upstream  # noqa: E402
 
@@ -33,17 +31,9 @@ REQUEST = {
 
 def main() -> None:
     transport = sys.argv[1] if len(sys.argv) > 1 else "urllib3"
-    port = free_port()
-    mock = subprocess.Popen([sys.executable, "-m", "cli", "mock-upstream", "--port", str(port), "--ttft-ms", "0",
-                             "--tokens-per-second", "1000", "--tokens", "2"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not http_ok(f"http://127.0.0.1:{port}/healthz"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the mock upstream did not start")
-            time.sleep(0.05)
-        settings = Settings(openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="mock",
+    with Fleet() as fleet:
+        _, mock_url = fleet.mock(ttft_ms=0, tokens_per_second=1000, tokens=2)
+        settings = Settings(openai_base_url=mock_url, openai_api_key="mock",
                             upstream_max_retries=0, upstream_transport=transport)
         client = upstream.Upstream(settings, connections=4)
         for _ in range(50):  # warm: connections, imports
@@ -53,9 +43,6 @@ def main() -> None:
             list(client.open(REQUEST))
         spent = time.process_time() - started
         print(f"{transport}: {spent * 1e6 / ANSWERS:.0f} us CPU per answer ({ANSWERS} answers)")
-    finally:
-        mock.terminate()
-        mock.wait()
 
 
 if __name__ == "__main__":

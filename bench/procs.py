@@ -106,6 +106,15 @@ class Fleet:
     def spool(self, role: str, args: list[str], env: dict[str, str]) -> Proc:
         return self.start(role, [sys.executable, "-m", "cli", *args], env)
 
+    def mock(self, *, ttft_ms: float, tokens_per_second: float, tokens: int) -> tuple[Proc, str]:
+        """The mock model (`spool mock-upstream`) answering as told; returns
+        it, once it answers, and its OpenAI base URL."""
+        port = free_port()
+        proc = self.spool("mock", ["mock-upstream", "--port", str(port), "--ttft-ms", str(ttft_ms),
+                                   "--tokens-per-second", str(tokens_per_second), "--tokens", str(tokens)], {})
+        self.wait(proc, lambda: http_ok(f"http://127.0.0.1:{port}/healthz"), "mock upstream")
+        return proc, f"http://127.0.0.1:{port}/v1"
+
     def gunicorn(self, role: str, app: str, port: int, workers: int, env: dict[str, str], config: str | None = None) -> Proc:
         """A gunicorn server; its workers are the measured processes."""
         argv = [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--workers", str(workers)]

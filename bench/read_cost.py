@@ -17,14 +17,12 @@ from gevent import monkey
 monkey.patch_all()
 
 import os  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
 
 import gevent  # noqa: E402
 
-from bench.procs import http_ok  # noqa: E402
-from cli.dev import free_port  # noqa: E402
+from bench.procs import Fleet  # noqa: E402
 from spool.settings import Settings  # noqa: E402
 from worker import transport, upstream  # noqa: E402
 
@@ -32,22 +30,14 @@ from worker import transport, upstream  # noqa: E402
 def main() -> None:
     variant = sys.argv[1] if len(sys.argv) > 1 else "urllib3"
     answers = int(sys.argv[2]) if len(sys.argv) > 2 else 200
-    port = free_port()
-    mock = subprocess.Popen([sys.executable, "-m", "cli", "mock-upstream", "--port", str(port), "--ttft-ms",
-                             "50", "--tokens-per-second", "50", "--tokens", "150"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 30
-        while not http_ok(f"http://127.0.0.1:{port}/healthz"):
-            if time.monotonic() > deadline:
-                raise TimeoutError("the mock upstream did not start")
-            time.sleep(0.05)
+    with Fleet() as fleet:
+        _, mock_url = fleet.mock(ttft_ms=50, tokens_per_second=50, tokens=150)
         if variant == "bytes":
             upstream.UpstreamCall._body_chunks = lambda self, body: self._response.iter_bytes()
         if variant == "timed":
             init = transport.Body.__init__
             transport.Body.__init__ = lambda self, response, watch, timeout: init(self, response, watch, None)
-        settings = Settings(openai_base_url=f"http://127.0.0.1:{port}/v1", openai_api_key="mock",
+        settings = Settings(openai_base_url=mock_url, openai_api_key="mock",
                             upstream_max_retries=0,
                             upstream_transport="urllib3" if variant in ("urllib3", "timed") else "httpx")
         client = upstream.Upstream(settings, connections=answers)
@@ -63,9 +53,6 @@ def main() -> None:
         gevent.joinall([gevent.spawn(one, i) for i in range(answers)])
         spent = time.process_time() - started
         print(f"{variant}: {spent * 1e6 / pieces[0]:.1f} us CPU per piece ({pieces[0]} pieces, {answers} answers)")
-    finally:
-        mock.terminate()
-        mock.wait()
 
 
 if __name__ == "__main__":

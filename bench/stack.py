@@ -15,7 +15,7 @@ from rq.registry import StartedJobRegistry
 
 from bench import cluster as bench_cluster
 from bench import resumable_peer
-from bench.procs import Fleet, Proc, free_port, http_ok
+from bench.procs import Fleet, Proc, free_port
 from bench.load import Target
 
 
@@ -38,11 +38,7 @@ def start(fleet: Fleet, *, ttft_ms: float, tokens_per_second: float, tokens: int
     redis_proc, redis_url = fleet.redis()
     streams = bench_cluster.start(fleet) if streams_cluster else None
     port = int(redis_url.rsplit(":", 1)[1].split("/")[0])
-    mock_port = free_port()
-    mock = fleet.spool("mock", ["mock-upstream", "--port", str(mock_port), "--ttft-ms", str(ttft_ms),
-                                "--tokens-per-second", str(tokens_per_second), "--tokens", str(tokens)], {})
-    fleet.wait(mock, lambda: http_ok(f"http://127.0.0.1:{mock_port}/healthz"), "mock upstream")
-    mock_url = f"http://127.0.0.1:{mock_port}/v1"
+    mock, mock_url = fleet.mock(ttft_ms=ttft_ms, tokens_per_second=tokens_per_second, tokens=tokens)
     prefix = f"bench{uuid.uuid4().hex[:6]}"
     env = {
         "REDIS_URL": redis_url, "SPOOL_KEY_PREFIX": prefix, "SPOOL_QUEUE": prefix,
