@@ -18,7 +18,7 @@ workers from before this format).
 
 from __future__ import annotations
 
-__all__ = ["MAX_CARRIED_BYTES", "Entries", "read_announcement"]
+__all__ = ["MAX_CARRIED_BYTES", "Entries", "announced_key", "read_announcement"]
 
 # Above this much event data an append announces only its key: pub/sub
 # copies every payload to every subscribed gateway.
@@ -26,6 +26,11 @@ MAX_CARRIED_BYTES = 16 * 1024
 
 # Stream entries as XREAD gives them: (entry id b"0-<seq>", {b"t": type, b"d": data}).
 Entries = list[tuple[bytes, dict[bytes, bytes]]]
+
+
+def announced_key(data: bytes) -> bytes:
+    """The events key an announcement names, readable or not: its first line."""
+    return data.split(b"\n", 1)[0]
 
 
 def read_announcement(data: bytes) -> tuple[bytes, int, Entries]:

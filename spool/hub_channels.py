@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import redis
 
-from spool.announcements import Entries, read_announcement
+from spool.announcements import Entries, announced_key, read_announcement
 from spool.keys import Keys
 from spool.redis_client import COMMAND_TIMEOUT, node_of
 
@@ -69,8 +69,8 @@ class Session:
 
 class ChannelListening:
     """The pub/sub half of the TailHub: keeps one subscription per node in
-    line with the followed keys, and turns what the listeners hear into dirty
-    keys. A base of TailHub, working on the hub's state under the hub's lock
+    line with the followed keys, and turns what the listeners hear into
+    delivered events or dirty keys. A base of TailHub, working on the hub's state under the hub's lock
     (the attributes below are the hub's)."""
 
     _lock: threading.Lock
@@ -116,8 +116,8 @@ class ChannelListening:
         return node
 
     def _listen(self, node: Node, session: Session) -> None:
-        """Mark the followed keys announced on `node` dirty, until the session
-        is over or the subscription fails."""
+        """Hear the announcements of followed keys on `node` (`_heard`), until
+        the session is over or the subscription fails."""
         heard = time.monotonic()
         pinged = False
         try:
@@ -159,14 +159,15 @@ class ChannelListening:
             node.pubsub.close()
 
     def _heard(self, node: Node, message: dict) -> None:
-        """Mark the key `message` announces dirty, or note a confirmation;
-        raises when it shows notifications were lost. Called holding the lock."""
+        """Deliver the events `message` carries, or mark the key it announces
+        dirty, or note a confirmation; raises when it shows notifications
+        were lost. Called holding the lock."""
         kind, channel = message["type"], message["channel"]
         if kind in ("smessage", "message"):
             try:
                 key, first, entries = read_announcement(message["data"])
             except ValueError:
-                key, first, entries = message["data"].split(b"\n", 1)[0], 0, []
+                key, first, entries = announced_key(message["data"]), 0, []
                 log.warning("an unreadable announcement on %r: its stream is read instead", channel)
             if key in self._cursors and key not in self._unconfirmed and not self._took(key, first, entries):
                 self._dirty.add(key)

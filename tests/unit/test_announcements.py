@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from spool.announcements import read_announcement
+from spool.announcements import announced_key, read_announcement
 
 KEY = b"spool:{abc}:events"
 
@@ -30,3 +30,4 @@ def test_events_are_read_by_length_whatever_their_bytes():
 def test_a_payload_that_does_not_add_up_is_refused(payload):
     with pytest.raises(ValueError):
         read_announcement(payload)
+    assert announced_key(payload) == KEY  # the hub reads that stream instead

@@ -1,7 +1,8 @@
 -- Append events to a stream on behalf of its writer (spool/streams/store.py).
 -- Adds the events with entry ids `0-<seq>` together with the metadata they
--- imply, and announces them on the stream's activity (shard) channel. A retried write that already landed is reported as success. An
--- append never claims a stream: its lease does (acquire.lua).
+-- imply, and announces them on the stream's activity (shard) channel. A
+-- retried write that already landed is reported as success. An append never
+-- claims a stream: its lease does (acquire.lua).
 -- Returns {last_seq, cancel_requested}, or {code, x} with a negative code
 -- (AppendCode): -1 no stream, -2 closed, -3 another writer, -4 a gap (the
 -- stream ends at seq x, before first_seq - 1), -5 queued and not claimed
@@ -32,17 +33,15 @@ if first + n - 1 <= last then return {last, cancel} end
 if status ~= 'running' then return {-2, 0} end
 if first > last + 1 then return {-4, last} end
 if first ~= last + 1 then return {-3, 0} end
-for i = 0, n - 1 do
-  redis.call('XADD', events_key, '0-' .. (first + i), 't', ARGV[pairs_at + 2 * i], 'd', ARGV[pairs_at + 1 + 2 * i])
-end
--- The announcement carries the events (spool/announcements.py), unless
--- they are large: then only the key, and gateways read the stream.
+-- Add the events. The announcement carries them (spool/announcements.py),
+-- unless they are large: then only the key, and gateways read the stream.
 local parts = {events_key, first, n}
 local carried = 0
 for i = 0, n - 1 do
-  local data = ARGV[pairs_at + 1 + 2 * i]
+  local event_type, data = ARGV[pairs_at + 2 * i], ARGV[pairs_at + 1 + 2 * i]
+  redis.call('XADD', events_key, '0-' .. (first + i), 't', event_type, 'd', data)
   carried = carried + #data
-  parts[#parts + 1] = ARGV[pairs_at + 2 * i]
+  parts[#parts + 1] = event_type
   parts[#parts + 1] = #data
   parts[#parts + 1] = data
 end
