@@ -7,12 +7,12 @@ every follower at once.
 from __future__ import annotations
 
 import logging
-import queue
 import time
 from collections.abc import Callable, Iterator
 
 from spool.hub import HUB_STOPPED, Subscription, TailHub
 from spool.events import Event
+from spool.idle_clock import CLOCK, IDLE
 from spool.streams import StreamStore
 from spool.wire import Encoder
 
@@ -34,9 +34,11 @@ def events(
     the stream itself for events the hub has not delivered).
 
     Ends early (without a terminal event) if the hub lost Redis, so the
-    client resumes.
+    client resumes. The quiet intervals come from the process's IdleClock
+    (spool/idle_clock.py), not from a timeout on each wait.
     """
     sub = hub.subscribe(store.keys.events(stream_id), after)
+    watch = CLOCK.watch(sub.inbox, idle_timeout)
     next_seq = after + 1
     try:
         if sub.replay_to >= next_seq:
@@ -46,9 +48,10 @@ def events(
                 if event.is_terminal:
                     return
         while True:
-            try:
-                batch = sub.inbox.get(timeout=idle_timeout)
-            except queue.Empty:
+            batch = sub.inbox.get()
+            if batch is IDLE:
+                if not watch.quiet():
+                    continue
                 # A quiet interval: read the stream directly once, so a
                 # follower never depends on the hub's thread alone (a stalled
                 # hub, or a write whose announcement was lost, costs the
@@ -67,6 +70,7 @@ def events(
                 continue
             if batch is HUB_STOPPED:
                 return
+            watch.heard()
             for entry_id, fields in batch:
                 event = Event.from_entry(entry_id, fields)
                 if event.seq < next_seq:
@@ -79,6 +83,7 @@ def events(
                 if event.is_terminal:
                     return
     finally:
+        CLOCK.unwatch(watch)
         hub.unsubscribe(sub)
 
 
