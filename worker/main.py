@@ -48,10 +48,15 @@ def run_worker(
     leases = LeaseKeeper(store, books, settings.lease_seconds, settings.max_attempts)
     reconciler = Reconciler(store, books, interval=settings.lease_seconds, stranded_after=2 * settings.lease_seconds,
                             max_attempts=settings.max_attempts)
+    upstream = Upstream(settings, connections=concurrency)
+    try:
+        upstream.warm()
+    except Exception:  # noqa: BLE001  (a slower first answer, not a reason to refuse work)
+        log.warning("the SDK's warm-up failed; the first answers will start slower", exc_info=True)
     ctx = GenerationContext(
         settings=settings,
         store=store,
-        upstream=Upstream(settings, connections=concurrency),
+        upstream=upstream,
         generations=generations,
         flusher=flusher,
         leases=leases,

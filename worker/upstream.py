@@ -66,36 +66,60 @@ class Upstream:
             http_client=http_client(settings, connections),
         )
 
+    def warm(self) -> None:
+        """Run one whole answer through the SDK without the network, before
+        the first job: the SDK imports its resources on first use, reads the
+        platform for its headers (a `uname -p` subprocess, once for every
+        call that starts before the first one has it: a burst of answers
+        right after a start forked once per answer) and fills its type
+        caches. The first answers after a start paid all of that.
+
+        The answer goes through a copy of the client (`with_options`) on
+        httpx's in-process MockTransport; nothing is sent."""
+        canned = b'data: {"choices":[{"index":0,"delta":{"content":"ok"},"finish_reason":"stop"}]}\n\ndata: [DONE]\n\n'
+        transport = httpx2.MockTransport(lambda request: httpx2.Response(
+            200, headers={"content-type": "text/event-stream"}, stream=httpx2.ByteStream(canned)))
+        local = self._client.with_options(http_client=httpx2.Client(transport=transport), max_retries=0)
+        call = _open(local, {"model": "warm-up", "messages": [{"role": "user", "content": "hi"}]}, ())
+        pieces = list(call)
+        if [piece.text for piece in pieces] != ["ok"]:
+            raise RuntimeError(f"the SDK's warm-up answer read as {pieces!r}")
+
     def open(self, request: dict[str, Any]) -> UpstreamCall:
         """Start streaming an answer to `request` ({"model", "messages", "params"}).
 
         Always streams with usage; every parameter goes to the upstream as it
         came, the SDK's own by name, the others through `extra_body`."""
-        params = dict(request.get("params") or {})
-        for name in LEGACY_PARAMS:
-            if request.get(name) is not None:
-                params.setdefault(name, request[name])
-        body = {k: v for k, v in params.items() if k not in SPOOL_SET}
-        body["messages"] = request["messages"]
-        body["stream_options"] = {"include_usage": True}
-        try:
-            # The SDK sends the request (auth, retries, status errors); the
-            # body is parsed by ChunkParser, not into a pydantic model per chunk.
-            # All but the model goes as `extra_body`, which the SDK documents
-            # as taking precedence over its own arguments: its `create` walks
-            # the messages it is given through its TypedDicts to change
-            # nothing (a fifth of an answer's start, docs/benchmarks.md), and
-            # spool's request is already the wire body (gateway/validation.py;
-            # tests/unit/test_upstream_request.py pins that the walk is a no-op).
-            response = self._client.chat.completions.with_streaming_response.create(
-                model=request["model"], messages=[], stream=True, extra_body=body,
-            ).__enter__()
-        except Exception as exc:
-            # `from None`: the SDK's exception text holds the upstream's body,
-            # which may echo the API key; tracebacks (logs, RQ's job record)
-            # must show only the summary.
-            raise upstream_error(exc, self._secrets) from None
-        return UpstreamCall(response, self._secrets)
+        return _open(self._client, request, self._secrets)
+
+
+def _open(client: openai.OpenAI, request: dict[str, Any], secrets: tuple[str, ...]) -> UpstreamCall:
+    """Upstream.open with `client`."""
+    params = dict(request.get("params") or {})
+    for name in LEGACY_PARAMS:
+        if request.get(name) is not None:
+            params.setdefault(name, request[name])
+    body = {k: v for k, v in params.items() if k not in SPOOL_SET}
+    body["messages"] = request["messages"]
+    body["stream_options"] = {"include_usage": True}
+    try:
+        # The SDK sends the request (auth, retries, status errors); the
+        # body is parsed by ChunkParser, not into a pydantic model per chunk.
+        # All but the model goes as `extra_body`, which the SDK documents
+        # as taking precedence over its own arguments: its `create` walks
+        # the messages it is given through its TypedDicts to change
+        # nothing (a fifth of an answer's start, docs/benchmarks.md), and
+        # spool's request is already the wire body (gateway/validation.py;
+        # tests/unit/test_upstream_request.py pins that the walk is a no-op).
+        response = client.chat.completions.with_streaming_response.create(
+            model=request["model"], messages=[], stream=True, extra_body=body,
+        ).__enter__()
+    except Exception as exc:
+        # `from None`: the SDK's exception text holds the upstream's body,
+        # which may echo the API key; tracebacks (logs, RQ's job record)
+        # must show only the summary.
+        raise upstream_error(exc, secrets) from None
+    return UpstreamCall(response, secrets)
 
 
 class UpstreamCall:

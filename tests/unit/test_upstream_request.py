@@ -136,3 +136,12 @@ def test_a_compressed_answer_is_decoded(upstream):
     upstream.gzip = True
     assert answer(client_for(upstream), {"model": "m", "messages": MESSAGES}) == "Hello"
     assert upstream.headers[-1].get("accept-encoding")
+
+
+def test_the_warm_up_sends_nothing_and_leaves_the_client_as_it_was(upstream):
+    client = client_for(upstream)
+    client.warm()
+    assert upstream.requests == []  # the warm-up answer came from an in-process transport
+    request = {"model": "gpt-test", "messages": MESSAGES, "request_id": "r1"}
+    assert answer(client, request) == "Hello"
+    assert len(upstream.requests) == 1 and upstream.headers[0]["authorization"] == f"Bearer {KEY}"
