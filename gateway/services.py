@@ -9,7 +9,7 @@ from rq import Queue
 
 from spool.keys import Keys
 from spool.queueing import spool_queue
-from spool.redis_client import connect, connect_queue, is_cluster_url, pubsub_factory
+from spool.redis_client import check_connections_without_yielding, connect, connect_queue, is_cluster_url, pubsub_factory
 from spool.settings import Settings
 from spool.streams import StreamStore
 from spool.hub import TailHub
@@ -34,6 +34,7 @@ class Services:
     @classmethod
     def build(cls, settings: Settings, client: redis.Redis | None = None) -> Services:
         if client is None:
+            check_connections_without_yielding()
             client = connect(settings.streams_url, max_connections=POOL_CONNECTIONS)
             shared = settings.streams_url == settings.redis_url and not is_cluster_url(settings.redis_url)
             queue_client = client if shared else connect_queue(settings.redis_url, max_connections=POOL_CONNECTIONS)

@@ -9,7 +9,14 @@ import uuid
 from spool.events import StreamStatus
 from spool.keys import Keys
 from spool.queueing import spool_queue
-from spool.redis_client import connect, connect_blocking, connect_queue, node_of, pubsub_factory
+from spool.redis_client import (
+    check_connections_without_yielding,
+    connect,
+    connect_blocking,
+    connect_queue,
+    node_of,
+    pubsub_factory,
+)
 from spool.settings import Settings
 from spool.streams import StreamStore
 from worker import metrics
@@ -32,6 +39,7 @@ def run_worker(
     # Generations interleave short commands; a few connections serve many of
     # them, besides one per intake thread blocked in its dequeue.
     pool_size = min(concurrency, 48) + INTAKE_FETCHERS + 8
+    check_connections_without_yielding()
     client = connect_queue(settings.redis_url, max_connections=pool_size)
     # Stream writes and cancel requests go to the streams' Redis (the same one unless split).
     streams = client if settings.streams_url == settings.redis_url else connect(

@@ -49,3 +49,44 @@ def test_the_replaced_httpcore2_function_keeps_its_signature():
     from httpcore2._backends.sync import SyncStream
 
     assert "is_socket_readable" in inspect.getsource(SyncStream)
+
+
+REDIS_CHILD = """
+from gevent import monkey
+monkey.patch_all()
+import socket, gevent
+from redis._parsers import hiredis as parser
+from spool.redis_client import check_connections_without_yielding
+
+if {install}:
+    check_connections_without_yielding()
+    check_connections_without_yielding()  # twice: installed once
+ours, theirs = socket.socketpair()
+others_ran = []
+gevent.spawn(others_ran.append, 1)  # runs at the next switch to the event loop
+readable = [parser._socket_can_read(ours, 0)]
+theirs.sendall(b"+PONG\\r\\n")
+readable.append(parser._socket_can_read(ours, 0))
+print(readable, bool(others_ran))
+"""
+
+
+@pytest.mark.parametrize("install, switched", [(True, False), (False, True)])
+def test_redis_readiness_check_stays_on_the_caller(install, switched):
+    out = subprocess.run([sys.executable, "-c", REDIS_CHILD.format(install=install)], capture_output=True,
+                         text=True, timeout=60, check=True).stdout.split("\n")[-2]
+    # It still tells a connection with unread data from one without.
+    assert out == f"[False, True] {switched}"
+
+
+def test_the_replaced_redis_function_keeps_its_signature():
+    """spool/redis_client.py replaces redis-py's private `_socket_can_read`
+    (hiredis parser): an upgrade that moves, renames or re-signs it must fail
+    here, not slow both services down silently."""
+    import inspect
+
+    from redis._parsers import hiredis as parser
+
+    assert str(inspect.signature(parser._socket_can_read)) == "(sock, timeout: float) -> bool"
+    # And the parser looks it up by that name at call time.
+    assert "_socket_can_read(" in inspect.getsource(parser._HiredisParser.can_read)
