@@ -32,7 +32,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from spool.events import Event
+from spool.events import Event, compact_json
 from spool.message import MessageFold
 from spool.wire import OPENAI_HEARTBEAT, OPENAI_PREAMBLE, Encoder, WireFormat
 
@@ -225,5 +225,5 @@ def completion(ctx: ChunkContext, folded: MessageFold) -> dict[str, Any]:
 
 
 def _frame(seq: int, obj: dict[str, Any]) -> bytes:
-    payload = json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    payload = compact_json(obj).encode()
     return b"id: %d\ndata: %s\n\n" % (seq, payload)

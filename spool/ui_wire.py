@@ -44,7 +44,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from spool.events import Event
+from spool.events import Event, compact_json
 from spool.wire import Encoder
 
 UI_STREAM_HEADER = ("x-vercel-ai-ui-message-stream", "v1")
@@ -68,7 +68,7 @@ _TEXT_HEAD = b'{"text":'
 
 
 def _dumps(obj: dict[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return compact_json(obj).encode()
 
 
 def _text_of(data: bytes) -> bytes:
@@ -78,7 +78,7 @@ def _text_of(data: bytes) -> bytes:
     # second key: then (or for anything unexpected) decode properly.
     if data.startswith(_TEXT_HEAD) and value[:1] == b'"' and value[-1:] == b'"' and b'","' not in value:
         return value
-    return json.dumps(json.loads(data)["text"], ensure_ascii=False).encode()
+    return compact_json(json.loads(data)["text"]).encode()
 
 
 class _ToolCall:
