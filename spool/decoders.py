@@ -60,7 +60,7 @@ class NDJSONDecoder:
         return [json.loads(line) for line in self._lines.flush() if line.strip()]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class SSEMessage:
     """One dispatched server-sent event."""
 
@@ -94,16 +94,22 @@ class SSEDecoder:
     def _consume(self, lines: list[str]) -> list[SSEMessage]:
         out = []
         for line in lines:
+            # `data:` lines first: nearly every line of a model's stream is one.
+            if line.startswith("data:"):
+                self._data.append(line[6:] if line[5:6] == " " else line[5:])
+                continue
             if not line:
                 if self._data:
-                    out.append(SSEMessage("\n".join(self._data), self._event or "message", self._id))
+                    data = self._data
+                    out.append(SSEMessage(data[0] if len(data) == 1 else "\n".join(data), self._event or "message",
+                                          self._id))
                 self._reset()
                 continue
             if line.startswith(":"):
                 continue
             name, _, value = line.partition(":")
             value = value.removeprefix(" ")
-            if name == "data":
+            if name == "data":  # `data` alone, without a colon: an empty line of data
                 self._data.append(value)
             elif name == "event":
                 self._event = value

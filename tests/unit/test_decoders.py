@@ -58,3 +58,13 @@ def test_ndjson_decoder_accepts_crlf():
     for parts in every_split(b'{"a":1}\r\n{"b":2}\r\n'):
         decoder = NDJSONDecoder()
         assert [o for p in parts for o in decoder.feed(p)] + decoder.flush() == [{"a": 1}, {"b": 2}]
+
+
+def test_sse_fields_by_the_whatwg_rules():
+    # `data` without a colon is an empty line of data; one space after the
+    # colon is dropped, a second kept; comments are skipped; `event` and `id`
+    # belong to the event they precede.
+    body = b"data\ndata: x\n\n: a comment\nevent: e\nid: 7\ndata:y\n\ndata:  two\n\n"
+    assert SSEDecoder().feed(body) == [
+        SSEMessage("\nx"), SSEMessage("y", "e", "7"), SSEMessage(" two"),
+    ]
