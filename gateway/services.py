@@ -9,7 +9,8 @@ from rq import Queue
 
 from spool.keys import Keys
 from spool.queueing import spool_queue
-from spool.redis_client import check_connections_without_yielding, connect, connect_queue, is_cluster_url, pubsub_factory
+from spool.redis_client import connect, connect_queue, is_cluster_url, pubsub_factory
+from spool.redis_polls import check_connections_without_yielding
 from spool.settings import Settings
 from spool.streams import StreamStore
 from spool.hub import TailHub

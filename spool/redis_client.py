@@ -19,8 +19,6 @@ cluster or sentinel they apply to every node.
 
 from __future__ import annotations
 
-import logging
-import select
 from dataclasses import dataclass
 from urllib.parse import unquote, urlsplit
 
@@ -29,8 +27,6 @@ from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.cluster import ClusterNode, RedisCluster
 from redis.retry import Retry
 from redis.sentinel import Sentinel, SentinelConnectionPool
-
-log = logging.getLogger(__name__)
 
 # Commands other than blocking reads answer in milliseconds; 10 s means Redis is gone.
 COMMAND_TIMEOUT = 10.0
@@ -246,43 +242,3 @@ def pubsub_factory(url: str, client: redis.Redis):
 
     return factory
 
-
-def check_connections_without_yielding() -> None:
-    """Under gevent, make redis-py's zero-timeout readiness check a plain poll(0).
-
-    redis-py asks whether a connection has unread data each time it takes
-    one from its pool, and the hub's listener asks it to drain what arrived
-    (`get_message(timeout=0)`). Its hiredis parser asks with `select.poll`,
-    which gevent replaces with a cooperative one that arms watchers and
-    switches to the event loop even for a zero timeout: 5-7% of a gateway's
-    and a worker's CPU (docs/benchmarks.md, third pass). A zero-timeout poll
-    never blocks, so the original one serves; waits with a timeout stay
-    cooperative. A private function of redis-py's, pinned by
-    tests/unit/test_pool_probe.py. Does nothing without gevent's patches.
-    """
-    from gevent import monkey
-
-    if not monkey.is_module_patched("select"):
-        return
-    try:
-        from redis._parsers import hiredis as parser
-
-        cooperative = parser._socket_can_read
-    except (ImportError, AttributeError):
-        log.warning("redis-py's readiness check moved: pooled connections are checked cooperatively (slower)")
-        return
-    if getattr(cooperative, "spool_plain_poll", False):
-        return
-    poll = monkey.get_original("select", "poll")
-
-    def socket_can_read(sock, timeout: float) -> bool:
-        if timeout != 0:
-            return cooperative(sock, timeout)
-        if hasattr(sock, "pending") and sock.pending():  # TLS bytes already decrypted
-            return True
-        poller = poll()
-        poller.register(sock, select.POLLIN)
-        return bool(poller.poll(0))
-
-    socket_can_read.spool_plain_poll = True  # type: ignore[attr-defined]
-    parser._socket_can_read = socket_can_read

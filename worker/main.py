@@ -9,14 +9,8 @@ import uuid
 from spool.events import StreamStatus
 from spool.keys import Keys
 from spool.queueing import spool_queue
-from spool.redis_client import (
-    check_connections_without_yielding,
-    connect,
-    connect_blocking,
-    connect_queue,
-    node_of,
-    pubsub_factory,
-)
+from spool.redis_client import connect, connect_blocking, connect_queue, node_of, pubsub_factory
+from spool.redis_polls import check_connections_without_yielding
 from spool.settings import Settings
 from spool.streams import StreamStore
 from worker import metrics

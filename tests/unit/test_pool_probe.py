@@ -56,7 +56,7 @@ from gevent import monkey
 monkey.patch_all()
 import socket, gevent
 from redis._parsers import hiredis as parser
-from spool.redis_client import check_connections_without_yielding
+from spool.redis_polls import check_connections_without_yielding
 
 if {install}:
     check_connections_without_yielding()
@@ -67,6 +67,10 @@ gevent.spawn(others_ran.append, 1)  # runs at the next switch to the event loop
 readable = [parser._socket_can_read(ours, 0)]
 theirs.sendall(b"+PONG\\r\\n")
 readable.append(parser._socket_can_read(ours, 0))
+readable.append(parser._socket_is_closed(ours))
+theirs.close()
+ours.recv(100)  # the reply read: only the server's close is left
+readable.append(parser._socket_is_closed(ours))
 print(readable, bool(others_ran))
 """
 
@@ -75,18 +79,21 @@ print(readable, bool(others_ran))
 def test_redis_readiness_check_stays_on_the_caller(install, switched):
     out = subprocess.run([sys.executable, "-c", REDIS_CHILD.format(install=install)], capture_output=True,
                          text=True, timeout=60, check=True).stdout.split("\n")[-2]
-    # It still tells a connection with unread data from one without.
-    assert out == f"[False, True] {switched}"
+    # It still tells a connection with unread data from one without, and
+    # an open one from one the server closed.
+    assert out == f"[False, True, False, True] {switched}"
 
 
-def test_the_replaced_redis_function_keeps_its_signature():
-    """spool/redis_client.py replaces redis-py's private `_socket_can_read`
-    (hiredis parser): an upgrade that moves, renames or re-signs it must fail
-    here, not slow both services down silently."""
+def test_redis_parser_polls_through_its_module_global_select():
+    """spool/redis_polls.py gives redis-py's hiredis parser module its own
+    `select` (a private name): an upgrade that stops polling through it must
+    fail here, not slow both services down silently."""
     import inspect
+    import select
 
     from redis._parsers import hiredis as parser
 
-    assert str(inspect.signature(parser._socket_can_read)) == "(sock, timeout: float) -> bool"
-    # And the parser looks it up by that name at call time.
+    assert parser.select is select or getattr(parser.select, "spool_plain_poll", False)
+    for check in (parser._socket_can_read, parser._socket_is_closed):
+        assert "select.poll()" in inspect.getsource(check)
     assert "_socket_can_read(" in inspect.getsource(parser._HiredisParser.can_read)
