@@ -1,4 +1,4 @@
-"""One clock that tells followers when they have heard nothing for a while.
+"""One clock that tells followers when they have waited a while for nothing.
 
 A follower waits on its inbox for the hub's next batch, and after a quiet
 interval it must wake anyway: to send a heartbeat, and to read its stream
@@ -7,7 +7,7 @@ timeout did both, but under gevent each such wait arms and cancels a timer,
 and a follower waits once per event: ~8 µs of the gateway's CPU per event
 per client (docs/benchmarks.md, third pass). Instead, followers wait without
 a timeout, and this clock, one thread for the whole process, puts IDLE on
-the inbox of every watch that heard nothing for its interval.
+the inbox of every follower that has waited for its interval.
 
 The clock is not the hub's thread: a hub that stalls still leaves its
 followers their quiet-interval reads. Its thread runs only while something
@@ -20,7 +20,7 @@ import threading
 import time
 from typing import Any
 
-# Put on a follower's inbox after its interval passed with nothing heard.
+# Put on a follower's inbox once it has waited its interval.
 IDLE = object()
 
 # The clock ticks at a quarter of the shortest interval it watches, within these bounds.
@@ -29,31 +29,32 @@ MAX_TICK = 1.0
 
 
 class Watch:
-    """One inbox the clock watches; the follower calls `heard` on each batch
-    and asks `quiet` when it takes IDLE."""
+    """One inbox the clock watches; the follower calls `waiting` each time it
+    starts to wait on the inbox and asks `quiet` when it takes IDLE."""
 
-    __slots__ = ("inbox", "interval", "heard_at", "idle_at")
+    __slots__ = ("inbox", "interval", "since", "idle_at")
 
     def __init__(self, inbox: Any, interval: float) -> None:
         self.inbox = inbox
         self.interval = interval
-        self.heard_at = time.monotonic()  # written by the follower only
+        self.since = time.monotonic()  # when the follower last started to wait; its own
         self.idle_at = 0.0  # when the clock last put IDLE
 
-    def heard(self) -> None:
-        """Something arrived: the quiet interval starts again."""
-        self.heard_at = time.monotonic()
+    def waiting(self) -> None:
+        """The follower waits for its next batch: its quiet interval starts
+        now (as a wait with a timeout would have started its timer)."""
+        self.since = time.monotonic()
 
     def quiet(self) -> bool:
-        """Whether the follower has heard nothing for a whole interval. False
-        for an IDLE put while it was busy (sending to a slow client, say)
-        with batches queued behind it: the follower just took one of them."""
-        return time.monotonic() - self.heard_at >= self.interval
+        """Whether the follower's current wait has lasted a whole interval.
+        False for an IDLE put while it was busy (sending to a slow client,
+        say), taken in a later, shorter wait."""
+        return time.monotonic() - self.since >= self.interval
 
 
 class IdleClock:
-    """Puts IDLE on a watched inbox once per `interval` without a `heard`
-    (late by at most one tick)."""
+    """Puts IDLE on a watched inbox once per `interval` of waiting (late by
+    at most one tick)."""
 
     def __init__(self, name: str = "spool-idle-clock") -> None:
         self._name = name  # its thread's
@@ -90,7 +91,7 @@ class IdleClock:
                 now = time.monotonic()
                 shortest = MAX_TICK * 4
                 for watch in self._watches:
-                    if now - max(watch.heard_at, watch.idle_at) >= watch.interval:
+                    if now - max(watch.since, watch.idle_at) >= watch.interval:
                         watch.idle_at = now
                         watch.inbox.put(IDLE)
                     shortest = min(shortest, watch.interval)

@@ -48,6 +48,7 @@ def events(
                 if event.is_terminal:
                     return
         while True:
+            watch.waiting()
             batch = sub.inbox.get()
             if batch is IDLE:
                 if not watch.quiet():
@@ -70,7 +71,6 @@ def events(
                 continue
             if batch is HUB_STOPPED:
                 return
-            watch.heard()
             for entry_id, fields in batch:
                 event = Event.from_entry(entry_id, fields)
                 if event.seq < next_seq:

@@ -27,25 +27,25 @@ def test_a_quiet_inbox_gets_idle_once_per_interval():
     assert watch.quiet()
 
 
-def test_an_inbox_that_hears_often_gets_no_idle():
+def test_a_follower_that_waits_briefly_gets_no_idle():
     clock = IdleClock()
     inbox: queue.SimpleQueue = queue.SimpleQueue()
     watch = clock.watch(inbox, 1.0)
     until = time.monotonic() + 0.3
     while time.monotonic() < until:
-        watch.heard()
+        watch.waiting()
         time.sleep(0.01)
     clock.unwatch(watch)
     assert inbox.empty()
 
 
-def test_idle_taken_after_a_batch_is_not_quiet():
-    # An IDLE put while the follower was busy, with a batch ahead of it that
-    # the follower has just taken: not a quiet interval.
+def test_idle_taken_in_a_later_wait_is_not_quiet():
+    # An IDLE put while the follower was busy (sending to a slow client),
+    # taken in a wait that has only just started: not a quiet interval.
     clock = IdleClock()
     watch = clock.watch(queue.SimpleQueue(), 0.05)
     assert watch.inbox.get(timeout=5) is IDLE
-    watch.heard()
+    watch.waiting()
     clock.unwatch(watch)
     assert not watch.quiet()
 
