@@ -1,5 +1,6 @@
 """The gateway's CPU per delivered event: N followers (spool.tail.follow,
-NDJSON) under gevent on one TailHub, fed by a writer process that appends
+NDJSON) under gevent on one TailHub (redis-py's checks as the gateway sets
+them, spool/redis_polls.py), fed by a writer process that appends
 one delta to every stream each 20 ms, as a worker's Flusher would. Reports
 the followers' process CPU (process_time) per delivered event, best of 3
 rounds of ROUNDS ticks. Needs a Redis (REDIS_URL, default 127.0.0.1:6379;
@@ -28,6 +29,7 @@ import redis  # noqa: E402
 from spool.events import EventType  # noqa: E402
 from spool.keys import Keys, new_stream_id  # noqa: E402
 from spool.redis_client import pubsub_factory  # noqa: E402
+from spool.redis_polls import check_connections_without_yielding  # noqa: E402
 from spool.streams import AppendRequest, StreamStore  # noqa: E402
 from spool.tail import TailHub, follow  # noqa: E402
 from spool.wire import NdjsonEncoder  # noqa: E402
@@ -50,6 +52,7 @@ def main() -> None:
         write(**json.loads(sys.stdin.read()))
         return
     followers = int(sys.argv[1]) if len(sys.argv) > 1 else 200
+    check_connections_without_yielding()  # as the gateway does
     client = redis.Redis.from_url(URL)
     prefix = f"benchfollow{uuid.uuid4().hex[:6]}"
     store = StreamStore(client, Keys(prefix), 600)
