@@ -4,10 +4,11 @@ This package is the core both services share, and nothing else: settings
 (settings, security_config), Redis keys (keys), events and the message fold
 (events, message, errors), wire formats (wire, openai_wire, ui_wire) and
 decoders, the stream store and its failover journal (spool/streams/), the
-tail hub, what appends announce to it and the follow loop (hub*,
-announcements, tail), idempotency
-records, the queue's job spec (queueing), Redis clients and their health
-(redis_client, redis_health), and structured logs (logs).
+tail hub, what appends announce to it, the follow loop and what wakes a
+quiet follower (hub*, announcements, tail, idle_clock), idempotency
+records, the queue's job spec (queueing), Redis clients, their health and
+their socket checks under gevent (redis_client, redis_health, redis_polls),
+and structured logs (logs).
 
 It must not import gateway, worker, cli or mock_upstream (the services and
 the tools on top of it; tests/unit/test_package_boundaries.py checks). And

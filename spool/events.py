@@ -130,4 +130,4 @@ def compact_json(obj: Any) -> str:
 
 def encode_data(data: dict[str, Any]) -> str:
     """Compact JSON for an event's fields, as stored in Redis."""
-    return _COMPACT.encode(data)
+    return compact_json(data)

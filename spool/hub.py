@@ -260,12 +260,9 @@ class TailHub(ChannelListening):
         newcomer marked it dirty, so the next read starts at its cursor)."""
         with self._lock:
             for key, entries in reply:
-                subs = self._subs.get(key)
-                if not subs or self._cursors[key] != read_at.get(key):
+                if not self._subs.get(key) or self._cursors[key] != read_at.get(key):
                     continue
-                self._cursors[key] = entries[-1][0]
-                for sub in subs:
-                    sub.inbox.put(entries)
+                self._deliver(key, entries)
 
     def _stop_followers(self) -> None:
         """End every follower with HUB_STOPPED. Called holding the lock."""

@@ -197,10 +197,16 @@ class ChannelListening:
             return False
         fresh = entries[cursor + 1 - first:]
         if fresh:
-            self._cursors[key] = fresh[-1][0]
-            for sub in self._subs[key]:
-                sub.inbox.put(fresh)
+            self._deliver(key, fresh)
         return True
+
+    def _deliver(self, key: bytes, entries: Entries) -> None:
+        """Move `key`'s cursor past `entries` and hand them to each of its
+        followers (the listener's and the hub's reads alike). Called holding
+        the lock."""
+        self._cursors[key] = entries[-1][0]
+        for sub in self._subs[key]:
+            sub.inbox.put(entries)
 
     def _confirmed(self, channel: bytes) -> None:
         """`channel` is subscribed: its key may be read (from the cursor its

@@ -241,4 +241,3 @@ def pubsub_factory(url: str, client: redis.Redis):
         )
 
     return factory
-
